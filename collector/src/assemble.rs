@@ -1,0 +1,257 @@
+//! Gathers what the readers decode into processes and file events, and turns
+//! them into a finished job: classified, filtered and hashed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use roar_protocol::JobMeta;
+
+use crate::classify::{classify, FileEvent};
+use crate::filter::Filter;
+use crate::hash::{hash_all, HashError};
+use crate::reader::{ConnId, Input, ProcessHello};
+use crate::store::{FileKey, FileRecord, JobStats, NewJob, ProcessRecord, Store};
+
+#[derive(Debug)]
+struct Proc {
+    hello: ProcessHello,
+    exit_status: Option<i32>,
+    open_conns: usize,
+}
+
+/// Event of one process, ordered by its monotonic time then arrival.
+#[derive(Debug)]
+struct TimedEvent {
+    t_ns: u64,
+    arrival: u64,
+    pid: i32,
+    event: FileEvent,
+}
+
+#[derive(Default)]
+pub struct Assembler {
+    /// Connection → the pid that said hello on it (None before its hello).
+    conns: HashMap<ConnId, Option<i32>>,
+    /// Connections of roar itself (finish requests), not of traced processes.
+    control: HashSet<ConnId>,
+    procs: BTreeMap<i32, Proc>,
+    events: Vec<TimedEvent>,
+    n_events: u64,
+    warnings: Vec<String>,
+}
+
+impl Assembler {
+    /// Applies one input; returns a finish request when roar sent one.
+    pub fn apply(&mut self, input: Input) -> Option<(JobMeta, std::os::unix::net::UnixStream)> {
+        self.n_events += 1;
+        match input {
+            Input::Opened(id) => {
+                self.conns.insert(id, None);
+            }
+            Input::Hello(id, hello) => {
+                let pid = hello.pid;
+                self.conns.insert(id, Some(pid));
+                let proc = self.procs.entry(pid).or_insert_with(|| Proc {
+                    hello: hello.clone(),
+                    exit_status: None,
+                    open_conns: 0,
+                });
+                // A new image of a known pid (exec) keeps its parent.
+                let ppid = proc.hello.ppid;
+                proc.hello = ProcessHello { ppid, ..hello };
+                proc.open_conns += 1;
+            }
+            Input::File(id, t_ns, event) => {
+                if let Some(Some(pid)) = self.conns.get(&id) {
+                    self.events.push(TimedEvent {
+                        t_ns,
+                        arrival: self.n_events,
+                        pid: *pid,
+                        event,
+                    });
+                }
+            }
+            Input::Exit(id, status) => {
+                if let Some(Some(pid)) = self.conns.get(&id) {
+                    if let Some(p) = self.procs.get_mut(pid) {
+                        p.exit_status = Some(status);
+                    }
+                }
+            }
+            Input::Finish(id, meta, stream) => {
+                self.control.insert(id);
+                return Some((meta, stream));
+            }
+            Input::Warning(w) => {
+                if !self.warnings.contains(&w) {
+                    self.warnings.push(w);
+                }
+            }
+            Input::Closed(id) => {
+                if let Some(Some(pid)) = self.conns.remove(&id) {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.open_conns = p.open_conns.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Traced-process connections still open (control connections excluded).
+    pub fn open_process_conns(&self) -> usize {
+        self.conns
+            .keys()
+            .filter(|id| !self.control.contains(id))
+            .count()
+    }
+
+    /// Builds the job for `meta` from what was received. Processes of other
+    /// jobs (another token) are left out; processes still running are detached.
+    pub fn build_job(&self, meta: JobMeta, filter: &Filter, store: &Mutex<Store>) -> NewJob {
+        let token = meta.job_token.as_bytes();
+        let members: HashSet<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| token.is_empty() || p.hello.job_token == token)
+            .map(|(pid, _)| *pid)
+            .collect();
+
+        let mut processes: Vec<ProcessRecord> = self
+            .procs
+            .iter()
+            .filter(|(pid, _)| members.contains(pid))
+            .map(|(pid, p)| ProcessRecord {
+                pid: *pid,
+                ppid: p.hello.ppid,
+                exe: p.hello.exe.clone(),
+                argv: p.hello.argv.clone(),
+                exit_status: if *pid == meta.root_pid {
+                    Some(meta.exit_status)
+                } else {
+                    p.exit_status
+                },
+                detached: p.open_conns > 0 && *pid != meta.root_pid,
+            })
+            .collect();
+        processes.sort_by_key(|p| self.procs[&p.pid].hello.t_ns);
+
+        let mut events: Vec<&TimedEvent> = self
+            .events
+            .iter()
+            .filter(|e| members.contains(&e.pid))
+            .collect();
+        events.sort_by_key(|e| (e.t_ns, e.arrival));
+        let sets = classify(events.iter().map(|e| &e.event));
+
+        let mut stats = JobStats {
+            events: events.len() as u64,
+            processes: processes.len() as u64,
+            transient: sets.transient.len() as u64,
+            warnings: self.warnings.clone(),
+            ..JobStats::default()
+        };
+        let mut keep = |paths: &std::collections::BTreeSet<Vec<u8>>| -> Vec<Vec<u8>> {
+            paths
+                .iter()
+                .filter(|p| match filter.drop_reason(p) {
+                    Some(reason) => {
+                        *stats.filtered.entry(reason.to_string()).or_default() += 1;
+                        false
+                    }
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        };
+        let outputs = keep(&sets.outputs);
+        // A path the job both read and rewrote: the version read is the one
+        // recorded before this job; the file on disk is already the new one.
+        let (overwritten, inputs): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keep(&sets.inputs)
+            .into_iter()
+            .partition(|p| sets.outputs.contains(p));
+
+        let lookup = |k: &FileKey| -> Option<String> {
+            let s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.cached_hash(k).ok().flatten()
+        };
+        let to_hash: Vec<&Path> = inputs
+            .iter()
+            .chain(&outputs)
+            .map(|p| Path::new(OsStr::from_bytes(p)))
+            .collect();
+        let mut hashed_keys: Vec<(FileKey, String)> = Vec::new();
+        let mut records = Vec::with_capacity(to_hash.len());
+        for (path, result) in to_hash.iter().zip(hash_all(&to_hash, &lookup)) {
+            match result {
+                Ok(h) => {
+                    if h.from_cache {
+                        stats.cache_hits += 1;
+                    } else {
+                        stats.hashed_files += 1;
+                        stats.hashed_bytes += h.size;
+                    }
+                    hashed_keys.push((h.key, h.hash.clone()));
+                    records.push(Some(FileRecord {
+                        path: path.as_os_str().as_bytes().to_vec(),
+                        hash: h.hash,
+                        size: h.size,
+                    }));
+                }
+                Err(HashError::NotAFile) => records.push(None),
+                Err(HashError::Unstable) => {
+                    stats.warnings.push(format!(
+                        "{} kept changing while it was hashed; not recorded",
+                        path.display()
+                    ));
+                    records.push(None);
+                }
+                Err(HashError::Io(e)) => {
+                    stats
+                        .warnings
+                        .push(format!("cannot hash {}: {e}", path.display()));
+                    records.push(None);
+                }
+            }
+        }
+        let outputs_rec: Vec<FileRecord> = records
+            .split_off(inputs.len())
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut inputs_rec: Vec<FileRecord> = records.into_iter().flatten().collect();
+        for path in overwritten {
+            let prior = store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .latest_artifact_at(&path)
+                .ok()
+                .flatten();
+            match prior {
+                Some(a) => inputs_rec.push(FileRecord {
+                    path,
+                    hash: a.hash,
+                    size: a.size,
+                }),
+                None => {
+                    *stats
+                        .filtered
+                        .entry("overwritten_unknown_version".into())
+                        .or_default() += 1
+                }
+            }
+        }
+        NewJob {
+            meta,
+            tracer: "preload".into(),
+            processes,
+            inputs: inputs_rec,
+            outputs: outputs_rec,
+            stats,
+            hashed: hashed_keys,
+        }
+    }
+}

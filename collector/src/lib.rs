@@ -1,0 +1,10 @@
+//! roar's collector: receives the shim's events, assembles jobs, filters
+//! noise, hashes files with BLAKE3 and persists lineage in SQLite.
+
+mod assemble;
+pub mod classify;
+pub mod filter;
+pub mod hash;
+mod reader;
+pub mod server;
+pub mod store;

@@ -1,0 +1,131 @@
+//! One thread per connection: checks the preamble, decodes frames and
+//! forwards them to the assembler. Decoding only; no state.
+
+use std::io::{BufReader, Read};
+use std::os::unix::net::UnixStream;
+
+use crossbeam_channel::Sender;
+use roar_protocol::{check_preamble, decode, read_frame, FrameError, Hello, JobMeta, Message};
+
+use crate::classify::FileEvent;
+
+pub type ConnId = u64;
+
+/// What the assembler learns from the readers.
+#[derive(Debug)]
+pub enum Input {
+    /// Sent by the acceptor before the reader starts, so the assembler knows
+    /// of every connection accepted before a later one's messages.
+    Opened(ConnId),
+    Hello(ConnId, ProcessHello),
+    File(ConnId, u64, FileEvent),
+    Exit(ConnId, i32),
+    Finish(ConnId, JobMeta, UnixStream),
+    Warning(String),
+    Closed(ConnId),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessHello {
+    pub pid: i32,
+    pub ppid: i32,
+    pub job_token: Vec<u8>,
+    pub exe: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub t_ns: u64,
+}
+
+impl From<Hello<'_>> for ProcessHello {
+    fn from(h: Hello<'_>) -> Self {
+        ProcessHello {
+            pid: h.pid,
+            ppid: h.ppid,
+            job_token: h.job_token.0.into_owned(),
+            exe: h.exe.0.into_owned(),
+            argv: h.argv.into_iter().map(|a| a.0.into_owned()).collect(),
+            t_ns: h.t_ns,
+        }
+    }
+}
+
+fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> {
+    let file = |t_ns, ev| Some(Input::File(id, t_ns, ev));
+    match msg {
+        Message::Hello(h) => Some(Input::Hello(id, h.into())),
+        Message::Open {
+            path,
+            access,
+            result,
+            t_ns,
+        } if result >= 0 => file(
+            t_ns,
+            FileEvent::Open {
+                path: path.0.into_owned(),
+                access,
+            },
+        ),
+        Message::Open { .. } => None,
+        Message::Rename { from, to, t_ns } => file(
+            t_ns,
+            FileEvent::Rename {
+                from: from.0.into_owned(),
+                to: to.0.into_owned(),
+            },
+        ),
+        Message::Unlink { path, t_ns } => file(
+            t_ns,
+            FileEvent::Unlink {
+                path: path.0.into_owned(),
+            },
+        ),
+        Message::Link { to, t_ns, .. } => file(
+            t_ns,
+            FileEvent::Link {
+                to: to.0.into_owned(),
+            },
+        ),
+        Message::Exit { status, .. } => Some(Input::Exit(id, status)),
+        Message::FinishJob(meta) => stream
+            .try_clone()
+            .ok()
+            .map(|reply| Input::Finish(id, meta, reply)),
+        Message::Chdir { .. } | Message::Exec { .. } => None,
+    }
+}
+
+pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>) {
+    let warn = |msg: String| {
+        eprintln!("roar-collector: {msg}");
+        let _ = tx.send(Input::Warning(msg));
+    };
+    let mut r = BufReader::with_capacity(64 * 1024, &stream);
+    let mut preamble = [0u8; roar_protocol::PREAMBLE_LEN];
+    if r.read_exact(&mut preamble).is_ok() {
+        match check_preamble(&preamble) {
+            Ok(()) => {
+                let mut buf = Vec::new();
+                loop {
+                    match read_frame(&mut r, &mut buf) {
+                        Ok(false) => break,
+                        Ok(true) => match decode::<Message>(&buf) {
+                            Ok(msg) => {
+                                if let Some(input) = to_input(id, msg, &stream) {
+                                    if tx.send(input).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => eprintln!("roar-collector: connection {id}: dropped {e}"),
+                        },
+                        Err(e @ FrameError::TooLong(_)) => {
+                            eprintln!("roar-collector: connection {id}: dropped {e}")
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(e) => warn(format!("connection {id} refused: {e}")),
+        }
+    }
+    let _ = tx.send(Input::Closed(id));
+}

@@ -1,0 +1,641 @@
+//! The lineage database (`.roar/roar.db`). All SQL of roar lives here; the
+//! CLI reads through the same functions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use roar_protocol::{GitInfo, JobMeta};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+pub use rusqlite::Error;
+pub type Result<T> = rusqlite::Result<T>;
+
+/// Each entry migrates the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id          INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    uid         TEXT NOT NULL UNIQUE,
+    session_id  INTEGER NOT NULL REFERENCES sessions(id),
+    step        INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    command     TEXT NOT NULL,          -- JSON list of argv strings
+    cwd         TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL NOT NULL,
+    exit_status INTEGER NOT NULL,
+    git_commit  TEXT,
+    git_branch  TEXT,
+    git_dirty   INTEGER,
+    git_repo    TEXT,
+    tracer      TEXT NOT NULL,
+    stats       TEXT NOT NULL,          -- JSON JobStats
+    UNIQUE (session_id, step)
+);
+CREATE TABLE processes (
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    pid         INTEGER NOT NULL,
+    ppid        INTEGER NOT NULL,
+    exe         BLOB NOT NULL,
+    argv        TEXT NOT NULL,          -- JSON list of argv strings
+    exit_status INTEGER,
+    detached    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX processes_job ON processes(job_id);
+CREATE TABLE artifacts (
+    id          INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,   -- BLAKE3, 64 hex
+    size        INTEGER NOT NULL,
+    first_seen  REAL NOT NULL
+);
+CREATE TABLE job_inputs (
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+    path        BLOB NOT NULL,
+    PRIMARY KEY (job_id, path)
+);
+CREATE INDEX job_inputs_artifact ON job_inputs(artifact_id);
+CREATE INDEX job_inputs_path ON job_inputs(path);
+CREATE TABLE job_outputs (
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+    path        BLOB NOT NULL,
+    PRIMARY KEY (job_id, path)
+);
+CREATE INDEX job_outputs_artifact ON job_outputs(artifact_id);
+CREATE INDEX job_outputs_path ON job_outputs(path);
+CREATE TABLE hash_cache (
+    dev         INTEGER NOT NULL,
+    ino         INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    ctime_ns    INTEGER NOT NULL,
+    hash        TEXT NOT NULL,
+    PRIMARY KEY (dev, ino)
+);
+"#];
+
+/// Counters a job keeps about its own recording.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct JobStats {
+    pub events: u64,
+    pub processes: u64,
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
+    pub cache_hits: u64,
+    /// Files written and removed again inside the job.
+    pub transient: u64,
+    /// Paths dropped per filter name.
+    pub filtered: std::collections::BTreeMap<String, u64>,
+    /// Problems worth telling the user (protocol mismatch, unhashable files...).
+    pub warnings: Vec<String>,
+}
+
+/// A file as a job saw it: where, and which content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub path: Vec<u8>,
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRecord {
+    pub pid: i32,
+    pub ppid: i32,
+    pub exe: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub exit_status: Option<i32>,
+    pub detached: bool,
+}
+
+/// File identity for the hash cache: any change to content changes one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+/// Everything the collector writes for one finished job, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub meta: JobMeta,
+    pub tracer: String,
+    pub processes: Vec<ProcessRecord>,
+    pub inputs: Vec<FileRecord>,
+    pub outputs: Vec<FileRecord>,
+    pub stats: JobStats,
+    pub hashed: Vec<(FileKey, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: i64,
+    pub hash: String,
+    pub created_at: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub uid: String,
+    pub session_id: i64,
+    pub step: i64,
+    pub kind: String,
+    pub command: Vec<String>,
+    pub cwd: String,
+    pub started_at: f64,
+    pub ended_at: f64,
+    pub exit_status: i32,
+    pub git: Option<GitInfo>,
+    pub tracer: String,
+    pub stats: JobStats,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub exit_status: Option<i32>,
+    pub detached: bool,
+}
+
+/// An artifact seen at a path by a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobFile {
+    pub path: String,
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub id: i64,
+    pub hash: String,
+    pub size: u64,
+    pub first_seen: f64,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+const JOB_COLUMNS: &str = "id, uid, session_id, step, kind, command, cwd, started_at, ended_at, \
+     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats";
+
+fn job_from_row(row: &Row) -> Result<Job> {
+    let command: String = row.get(5)?;
+    let stats: String = row.get(15)?;
+    let git_dirty: Option<bool> = row.get(12)?;
+    let git = git_dirty.map(|dirty| -> Result<GitInfo> {
+        Ok(GitInfo {
+            commit: row.get(10)?,
+            branch: row.get(11)?,
+            dirty,
+            repo_root: row.get(13)?,
+        })
+    });
+    Ok(Job {
+        id: row.get(0)?,
+        uid: row.get(1)?,
+        session_id: row.get(2)?,
+        step: row.get(3)?,
+        kind: row.get(4)?,
+        command: serde_json::from_str(&command).unwrap_or_default(),
+        cwd: row.get(6)?,
+        started_at: row.get(7)?,
+        ended_at: row.get(8)?,
+        exit_status: row.get(9)?,
+        git: git.transpose()?,
+        tracer: row.get(14)?,
+        stats: serde_json::from_str(&stats).unwrap_or_default(),
+    })
+}
+
+fn artifact_from_row(row: &Row) -> Result<Artifact> {
+    Ok(Artifact {
+        id: row.get(0)?,
+        hash: row.get(1)?,
+        size: row.get::<_, i64>(2)? as u64,
+        first_seen: row.get(3)?,
+    })
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn argv_json(argv: &[Vec<u8>]) -> String {
+    let strings: Vec<String> = argv.iter().map(|a| lossy(a)).collect();
+    serde_json::to_string(&strings).expect("a list of strings always serialises")
+}
+
+/// Random lowercase hex from the kernel's CSPRNG (uids, session hashes, tokens).
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if filled.is_err() {
+        // Not cryptographic, only unique enough: time, pid and a stack address.
+        let seed = format!(
+            "{:?}{}{:p}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            &buf
+        );
+        let h = blake3::hash(seed.as_bytes());
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = h.as_bytes()[i % 32];
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (v, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", v + 1)?;
+        }
+        tx.commit()
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
+    pub fn active_session(&self) -> Result<Option<Session>> {
+        self.conn
+            .query_row(
+                "SELECT id, hash, created_at FROM sessions WHERE active = 1 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(Session {
+                        id: r.get(0)?,
+                        hash: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Records a finished job in one transaction: its session step, processes,
+    /// artifacts, input/output edges and the hash cache entries it produced.
+    pub fn record_job(&mut self, job: &NewJob) -> Result<Job> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let session_id: i64 = match tx
+            .query_row(
+                "SELECT id FROM sessions WHERE active = 1 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+        {
+            Some(id) => id,
+            None => {
+                tx.execute(
+                    "INSERT INTO sessions (hash, created_at, active) VALUES (?1, ?2, 1)",
+                    params![random_hex(32), now_unix()],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        let step: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(step), 0) + 1 FROM jobs WHERE session_id = ?1",
+            [session_id],
+            |r| r.get(0),
+        )?;
+        let m = &job.meta;
+        let git = m.git.as_ref();
+        tx.execute(
+            "INSERT INTO jobs (uid, session_id, step, kind, command, cwd, started_at, ended_at,
+                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                random_hex(16),
+                session_id,
+                step,
+                m.kind,
+                serde_json::to_string(&m.argv).expect("strings serialise"),
+                m.cwd,
+                m.started_at,
+                m.ended_at,
+                m.exit_status,
+                git.and_then(|g| g.commit.clone()),
+                git.and_then(|g| g.branch.clone()),
+                git.map(|g| g.dirty),
+                git.and_then(|g| g.repo_root.clone()),
+                job.tracer,
+                serde_json::to_string(&job.stats).expect("stats serialise"),
+            ],
+        )?;
+        let job_id = tx.last_insert_rowid();
+        {
+            let mut proc_stmt = tx.prepare(
+                "INSERT INTO processes (job_id, pid, ppid, exe, argv, exit_status, detached)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for p in &job.processes {
+                proc_stmt.execute(params![
+                    job_id,
+                    p.pid,
+                    p.ppid,
+                    p.exe,
+                    argv_json(&p.argv),
+                    p.exit_status,
+                    p.detached
+                ])?;
+            }
+            let now = now_unix();
+            let mut art_insert = tx.prepare(
+                "INSERT OR IGNORE INTO artifacts (hash, size, first_seen) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut art_id = tx.prepare("SELECT id FROM artifacts WHERE hash = ?1")?;
+            let mut edge = |table: &str, f: &FileRecord| -> Result<()> {
+                art_insert.execute(params![f.hash, f.size as i64, now])?;
+                let id: i64 = art_id.query_row([&f.hash], |r| r.get(0))?;
+                tx.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO {table} (job_id, artifact_id, path) VALUES (?1, ?2, ?3)"
+                    ),
+                    params![job_id, id, f.path],
+                )?;
+                Ok(())
+            };
+            for f in &job.inputs {
+                edge("job_inputs", f)?;
+            }
+            for f in &job.outputs {
+                edge("job_outputs", f)?;
+            }
+            let mut cache = tx.prepare(
+                "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (k, hash) in &job.hashed {
+                cache.execute(params![
+                    k.dev as i64,
+                    k.ino as i64,
+                    k.size as i64,
+                    k.mtime_ns,
+                    k.ctime_ns,
+                    hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        self.job(job_id)
+    }
+
+    pub fn cached_hash(&self, key: &FileKey) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT hash FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND size = ?3
+                 AND mtime_ns = ?4 AND ctime_ns = ?5",
+                params![
+                    key.dev as i64,
+                    key.ino as i64,
+                    key.size as i64,
+                    key.mtime_ns,
+                    key.ctime_ns
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    pub fn job(&self, id: i64) -> Result<Job> {
+        self.conn.query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+            [id],
+            job_from_row,
+        )
+    }
+
+    pub fn session_jobs(&self, session_id: i64) -> Result<Vec<Job>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE session_id = ?1 ORDER BY step"
+        ))?;
+        let rows = stmt.query_map([session_id], job_from_row)?;
+        rows.collect()
+    }
+
+    pub fn job_by_step(&self, session_id: i64, step: i64) -> Result<Option<Job>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE session_id = ?1 AND step = ?2"),
+                [session_id, step],
+                job_from_row,
+            )
+            .optional()
+    }
+
+    pub fn jobs_by_uid_prefix(&self, prefix: &str) -> Result<Vec<Job>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE substr(uid, 1, length(?1)) = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([prefix.to_ascii_lowercase()], job_from_row)?;
+        rows.collect()
+    }
+
+    pub fn job_processes(&self, job_id: i64) -> Result<Vec<Process>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT pid, ppid, exe, argv, exit_status, detached FROM processes
+             WHERE job_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([job_id], |r| {
+            let exe: Vec<u8> = r.get(2)?;
+            let argv: String = r.get(3)?;
+            Ok(Process {
+                pid: r.get(0)?,
+                ppid: r.get(1)?,
+                exe: lossy(&exe),
+                argv: serde_json::from_str(&argv).unwrap_or_default(),
+                exit_status: r.get(4)?,
+                detached: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn job_files(&self, table: &str, job_id: i64) -> Result<Vec<JobFile>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT e.path, a.hash, a.size FROM {table} e JOIN artifacts a ON a.id = e.artifact_id
+             WHERE e.job_id = ?1 ORDER BY e.path"
+        ))?;
+        let rows = stmt.query_map([job_id], |r| {
+            let path: Vec<u8> = r.get(0)?;
+            Ok(JobFile {
+                path: lossy(&path),
+                hash: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        rows.collect()
+    }
+
+    pub fn job_inputs(&self, job_id: i64) -> Result<Vec<JobFile>> {
+        self.job_files("job_inputs", job_id)
+    }
+
+    pub fn job_outputs(&self, job_id: i64) -> Result<Vec<JobFile>> {
+        self.job_files("job_outputs", job_id)
+    }
+
+    /// The content most recently recorded at `path` by any job (as output
+    /// first, since a write is the later event of the two).
+    pub fn latest_artifact_at(&self, path: &[u8]) -> Result<Option<Artifact>> {
+        self.conn
+            .query_row(
+                "SELECT a.id, a.hash, a.size, a.first_seen FROM (
+                     SELECT artifact_id, job_id, 1 AS w FROM job_outputs WHERE path = ?1
+                     UNION ALL
+                     SELECT artifact_id, job_id, 0 AS w FROM job_inputs WHERE path = ?1
+                 ) e JOIN artifacts a ON a.id = e.artifact_id
+                 ORDER BY e.job_id DESC, e.w DESC LIMIT 1",
+                [path],
+                artifact_from_row,
+            )
+            .optional()
+    }
+
+    pub fn artifacts_by_hash_prefix(&self, prefix: &str) -> Result<Vec<Artifact>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, hash, size, first_seen FROM artifacts
+             WHERE substr(hash, 1, length(?1)) = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([prefix.to_ascii_lowercase()], artifact_from_row)?;
+        rows.collect()
+    }
+
+    fn artifact_jobs(&self, table: &str, artifact_id: i64) -> Result<Vec<(Job, String)>> {
+        let cols: String = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {cols}, e.path FROM {table} e JOIN jobs j ON j.id = e.job_id
+             WHERE e.artifact_id = ?1 ORDER BY j.id"
+        ))?;
+        let rows = stmt.query_map([artifact_id], |r| {
+            let path: Vec<u8> = r.get(16)?;
+            Ok((job_from_row(r)?, lossy(&path)))
+        })?;
+        rows.collect()
+    }
+
+    /// Jobs that wrote this artifact, with the path they wrote it to.
+    pub fn artifact_writers(&self, artifact_id: i64) -> Result<Vec<(Job, String)>> {
+        self.artifact_jobs("job_outputs", artifact_id)
+    }
+
+    /// Jobs that read this artifact, with the path they read it from.
+    pub fn artifact_readers(&self, artifact_id: i64) -> Result<Vec<(Job, String)>> {
+        self.artifact_jobs("job_inputs", artifact_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(argv: &[&str]) -> JobMeta {
+        JobMeta {
+            job_token: "t".into(),
+            kind: "run".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: "/w".into(),
+            started_at: 1.0,
+            ended_at: 2.0,
+            exit_status: 0,
+            root_pid: 10,
+            git: None,
+        }
+    }
+
+    fn file(path: &str, hash: char) -> FileRecord {
+        FileRecord {
+            path: path.as_bytes().to_vec(),
+            hash: hash.to_string().repeat(64),
+            size: 3,
+        }
+    }
+
+    #[test]
+    fn jobs_get_steps_and_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("roar.db")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let new = |argv, inputs, outputs| NewJob {
+            meta: meta(argv),
+            tracer: "preload".into(),
+            processes: vec![],
+            inputs,
+            outputs,
+            stats: JobStats::default(),
+            hashed: vec![],
+        };
+        let a = store
+            .record_job(&new(&["prep"], vec![], vec![file("/w/data.csv", 'a')]))
+            .unwrap();
+        let b = store
+            .record_job(&new(
+                &["train"],
+                vec![file("/w/data.csv", 'a')],
+                vec![file("/w/model.pkl", 'b')],
+            ))
+            .unwrap();
+        assert_eq!((a.step, b.step), (1, 2));
+        assert_eq!(a.session_id, b.session_id);
+        let art = store.latest_artifact_at(b"/w/model.pkl").unwrap().unwrap();
+        assert_eq!(art.hash, "b".repeat(64));
+        let writers = store.artifact_writers(art.id).unwrap();
+        assert_eq!(writers[0].0.command, vec!["train"]);
+        let data = store.artifacts_by_hash_prefix("aaaaaa").unwrap();
+        assert_eq!(store.artifact_readers(data[0].id).unwrap()[0].0.step, 2);
+        // Reopening does not re-run migrations.
+        drop(store);
+        let store = Store::open(&dir.path().join("roar.db")).unwrap();
+        assert_eq!(store.session_jobs(a.session_id).unwrap().len(), 2);
+        assert_eq!(store.jobs_by_uid_prefix(&a.uid[..6]).unwrap()[0].id, a.id);
+    }
+}
