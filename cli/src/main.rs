@@ -1,0 +1,138 @@
+//! `roar`: record what a command actually read and wrote, as lineage.
+
+mod dag;
+mod error;
+mod git;
+mod human;
+mod locate;
+mod project;
+mod run;
+mod show;
+mod signals;
+mod summary;
+mod target;
+mod view;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use error::{CliError, Result};
+use project::Project;
+
+#[derive(Parser)]
+#[command(
+    name = "roar",
+    version,
+    about = "Record what a command actually read and wrote, hashed, as a lineage graph",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Print machine-readable JSON (see docs/json.md).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Print nothing after the command.
+    #[arg(short, long)]
+    quiet: bool,
+    /// List the recorded files and filter counts after the command.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<OsString>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create .roar/ (configuration and database) in the current directory.
+    Init,
+    /// Run a command, recording its processes, inputs and outputs as one job.
+    Run(RunArgs),
+    /// Like `run`, for a build step (listed as such).
+    Build(RunArgs),
+    /// The jobs of the active session.
+    Log(JsonFlag),
+    /// The project, the active session and its last job.
+    Status(JsonFlag),
+    /// One job (@N or uid prefix) or artifact (path or hash prefix).
+    Show {
+        target: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The session's jobs linked through the artifacts they share.
+    Dag(JsonFlag),
+}
+
+fn cwd() -> Result<PathBuf> {
+    std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))
+}
+
+fn dispatch(cmd: Cmd) -> Result<i32> {
+    let traced = |args: RunArgs, kind| {
+        run::run(run::RunOptions {
+            argv: args.command,
+            kind,
+            quiet: args.quiet,
+            verbose: args.verbose,
+        })
+    };
+    match cmd {
+        Cmd::Init => {
+            let done = project::init(&cwd()?)?;
+            let dir = done.project.dir();
+            if done.created {
+                println!("initialised roar project in {}", dir.display());
+            } else {
+                println!("roar project already initialised in {}", dir.display());
+            }
+            if let Some(g) = done.gitignore {
+                println!("added .roar/ to {}", g.display());
+            }
+            return Ok(0);
+        }
+        Cmd::Run(args) => return traced(args, "run"),
+        Cmd::Build(args) => return traced(args, "build"),
+        _ => {}
+    }
+    let cwd = cwd()?;
+    let project = Project::find(&cwd)?;
+    let store = project.open_store()?;
+    match cmd {
+        Cmd::Log(f) => show::log(&store, f.json)?,
+        Cmd::Status(f) => show::status(&store, &project.root, f.json)?,
+        Cmd::Show { target, json } => show::show(&store, &cwd, &project.root, &target, json.json)?,
+        Cmd::Dag(f) => dag::dag(&store, &project.root, f.json)?,
+        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) => unreachable!("handled above"),
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(status) => ExitCode::from((status & 0xff) as u8),
+        Err(e) => {
+            eprintln!("roar: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}

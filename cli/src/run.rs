@@ -1,0 +1,212 @@
+//! `roar run` / `roar build`: trace a command as one job.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use roar_collector::store::{now_unix, random_hex};
+use roar_protocol::{env, JobMeta, Message, Reply};
+
+use crate::error::{CliError, Result};
+use crate::project::Project;
+use crate::{git, locate, signals, summary};
+
+pub struct RunOptions {
+    pub argv: Vec<OsString>,
+    pub kind: &'static str,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// A private folder for the collector's socket; removed when dropped. Kept
+/// out of the project because socket paths are limited to ~100 bytes.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn create(token: &str) -> Result<SocketDir> {
+        let dir = std::env::temp_dir().join(format!("roar-{}", &token[..12]));
+        std::fs::create_dir(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(SocketDir(dir))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `LD_PRELOAD` for the command: our shim first, other preloads kept, an
+/// outer roar's shim (nested `roar run`) replaced.
+fn preload_value(shim: &Path) -> OsString {
+    let mut value = OsString::from(shim);
+    if let Some(existing) = std::env::var_os(env::PRELOAD) {
+        for lib in existing.to_string_lossy().split([' ', ':']) {
+            if !lib.is_empty() && !lib.ends_with(locate::SHIM_FILE) {
+                value.push(":");
+                value.push(lib);
+            }
+        }
+    }
+    value
+}
+
+fn start_collector(project: &Project, socket: &Path) -> Result<Child> {
+    let exe = locate::collector()?;
+    let log_path = project.dir().join("collector.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| CliError::failure(format!("cannot open {}: {e}", log_path.display())))?;
+    let mut child = Command::new(&exe)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--db")
+        .arg(project.db_path())
+        .arg("--project")
+        .arg(&project.root)
+        .env_remove(env::PRELOAD)
+        .env_remove(env::SOCKET)
+        .env_remove(env::JOB)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        // Its own process group: Ctrl-C meant for the command must not stop
+        // the collector before it has recorded the job.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CliError::failure(format!("cannot start {}: {e}", exe.display())))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(CliError::failure(format!(
+            "the collector did not start; see {}",
+            log_path.display()
+        )));
+    }
+    Ok(child)
+}
+
+fn spawn_command(opts: &RunOptions, shim: &Path, socket: &Path, token: &str) -> Result<Child> {
+    let program = &opts.argv[0];
+    Command::new(program)
+        .args(&opts.argv[1..])
+        .env(env::PRELOAD, preload_value(shim))
+        .env(env::SOCKET, socket)
+        .env(env::JOB, token)
+        .spawn()
+        .map_err(|e| {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            CliError::new(
+                code,
+                format!("cannot run {}: {e}", program.to_string_lossy()),
+            )
+        })
+}
+
+/// The shell's convention: the exit code, or 128+N when killed by signal N.
+fn exit_status(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+fn finish_job(socket: &Path, meta: JobMeta) -> std::result::Result<Reply, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+    let frame = roar_protocol::encode(&Message::FinishJob(meta)).map_err(|e| e.to_string())?;
+    stream
+        .write_all(&roar_protocol::preamble())
+        .and_then(|()| stream.write_all(&frame))
+        .map_err(|e| e.to_string())?;
+    let mut payload = Vec::new();
+    match roar_protocol::read_frame(&mut stream, &mut payload) {
+        Ok(true) => roar_protocol::decode(&payload).map_err(|e| e.to_string()),
+        Ok(false) => Err("it closed the connection".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs the command traced; returns the command's exit status.
+pub fn run(opts: RunOptions) -> Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))?;
+    let project = Project::find(&cwd)?;
+    let shim = locate::shim()?;
+    let token = random_hex(16);
+    let socket_dir = SocketDir::create(&token)?;
+    let socket = socket_dir.0.join("collector.sock");
+
+    let git_cwd = cwd.clone();
+    let git = std::thread::spawn(move || git::info(&git_cwd));
+    let mut collector = start_collector(&project, &socket)?;
+    let forwarder = signals::Forwarder::install()
+        .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
+
+    let started_at = now_unix();
+    let mut child = match spawn_command(&opts, &shim, &socket, &token) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = collector.kill();
+            let _ = collector.wait();
+            return Err(e);
+        }
+    };
+    let root_pid = child.id();
+    forwarder.forward_to(root_pid);
+    let status = child
+        .wait()
+        .map_err(|e| CliError::failure(format!("cannot wait for the command: {e}")))?;
+    let ended_at = now_unix();
+    let exit_status = exit_status(status);
+
+    let meta = JobMeta {
+        job_token: token,
+        kind: opts.kind.to_string(),
+        argv: opts
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: cwd.to_string_lossy().into_owned(),
+        started_at,
+        ended_at,
+        exit_status,
+        root_pid: root_pid as i32,
+        git: git.join().ok().flatten(),
+    };
+    let reply = finish_job(&socket, meta);
+    let _ = collector.wait();
+    let log = project.dir().join("collector.log");
+    match reply {
+        Ok(Reply::Recorded { job_id, .. }) => {
+            if !opts.quiet {
+                let store = project.open_store()?;
+                summary::print(&store, job_id, &project.root, opts.verbose)?;
+            }
+        }
+        Ok(Reply::Failed { reason }) => {
+            eprintln!("roar: the job was not recorded: {reason}");
+        }
+        Err(e) => eprintln!(
+            "roar: the job was not recorded: the collector stopped ({e}); see {}",
+            log.display()
+        ),
+    }
+    Ok(exit_status)
+}

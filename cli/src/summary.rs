@@ -1,0 +1,61 @@
+//! The few lines `roar run` prints after the command.
+
+use std::path::Path;
+
+use roar_collector::store::{JobFile, Store};
+
+use crate::error::Result;
+use crate::human::{duration, plural, relative, short_hash};
+
+fn list(title: &str, files: &[JobFile], root: &str) {
+    for f in files {
+        eprintln!(
+            "  {title} {}  {}  ({} B)",
+            short_hash(&f.hash),
+            relative(&f.path, root),
+            f.size
+        );
+    }
+}
+
+pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<()> {
+    let job = store.job(job_id)?;
+    let inputs = store.job_inputs(job_id)?;
+    let outputs = store.job_outputs(job_id)?;
+    let s = &job.stats;
+    let mut line = format!(
+        "roar: @{} recorded ({}): {}, {}, {} in {}",
+        job.step,
+        &job.uid[..8],
+        plural(inputs.len(), "input", "inputs"),
+        plural(outputs.len(), "output", "outputs"),
+        plural(s.processes as usize, "process", "processes"),
+        duration(job.ended_at - job.started_at),
+    );
+    if job.exit_status != 0 {
+        line.push_str(&format!(", exit status {}", job.exit_status));
+    }
+    eprintln!("{line}");
+    for w in &s.warnings {
+        eprintln!("roar: warning: {w}");
+    }
+    if verbose {
+        let root = root.to_string_lossy();
+        list("in ", &inputs, &root);
+        list("out", &outputs, &root);
+        let filtered: Vec<String> = s.filtered.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        eprintln!(
+            "  filtered: {}; transient files: {}; hashed {} files ({} B), {} cache hits",
+            if filtered.is_empty() {
+                "none".to_string()
+            } else {
+                filtered.join(", ")
+            },
+            s.transient,
+            s.hashed_files,
+            s.hashed_bytes,
+            s.cache_hits
+        );
+    }
+    Ok(())
+}
