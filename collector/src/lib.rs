@@ -5,6 +5,7 @@ mod assemble;
 pub mod classify;
 pub mod filter;
 pub mod hash;
+mod pathnorm;
 mod reader;
 pub mod server;
 pub mod store;

@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 use roar_protocol::{check_preamble, decode, read_frame, FrameError, Hello, JobMeta, Message};
 
 use crate::classify::FileEvent;
+use crate::pathnorm::normalize;
 
 pub type ConnId = u64;
 
@@ -60,7 +61,7 @@ fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> 
         } if result >= 0 => file(
             t_ns,
             FileEvent::Open {
-                path: path.0.into_owned(),
+                path: normalize(&path.0),
                 access,
             },
         ),
@@ -68,20 +69,20 @@ fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> 
         Message::Rename { from, to, t_ns } => file(
             t_ns,
             FileEvent::Rename {
-                from: from.0.into_owned(),
-                to: to.0.into_owned(),
+                from: normalize(&from.0),
+                to: normalize(&to.0),
             },
         ),
         Message::Unlink { path, t_ns } => file(
             t_ns,
             FileEvent::Unlink {
-                path: path.0.into_owned(),
+                path: normalize(&path.0),
             },
         ),
         Message::Link { to, t_ns, .. } => file(
             t_ns,
             FileEvent::Link {
-                to: to.0.into_owned(),
+                to: normalize(&to.0),
             },
         ),
         Message::Exit { status, .. } => Some(Input::Exit(id, status)),

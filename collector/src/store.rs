@@ -283,6 +283,10 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
+        // Checked without a write lock first: the common case is up to date.
+        if self.schema_version()? as usize >= MIGRATIONS.len() {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
