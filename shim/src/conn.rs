@@ -1,0 +1,328 @@
+//! The process's one connection to the collector and its 64 KiB event buffer,
+//! behind a tiny spinlock.
+//!
+//! Any send error other than a stolen fd makes the process passive for good:
+//! the traced program never notices. A stolen fd (`EBADF`: the program closed
+//! it by a route the fd hooks cannot see) is replaced by a fresh connection
+//! that introduces itself again.
+
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use libc::c_int;
+use roar_protocol::{encode, encode_into, Message};
+
+use crate::paths::{Cwd, SCRATCH_LEN};
+use crate::{env, guard, hello, sys};
+
+pub const BUF_LEN: usize = 64 * 1024;
+
+pub struct Out {
+    fd: c_int,
+    len: usize,
+    buf: [u8; BUF_LEN],
+}
+
+/// Everything the recording path touches, guarded by one lock.
+pub struct State {
+    pub out: Out,
+    pub cwd: Cwd,
+    /// Two path buffers, for the two paths of a rename or link.
+    pub scratch: [[u8; SCRATCH_LEN]; 2],
+}
+
+struct Shared {
+    lock: AtomicBool,
+    state: UnsafeCell<State>,
+}
+
+// SAFETY: `state` is only reached through `state_mut`, whose callers hold
+// `lock` (or run while the process is single-threaded: constructor, forked
+// child).
+unsafe impl Sync for Shared {}
+
+static SHARED: Shared = Shared {
+    lock: AtomicBool::new(false),
+    state: UnsafeCell::new(State {
+        out: Out {
+            fd: -1,
+            len: 0,
+            buf: [0; BUF_LEN],
+        },
+        cwd: Cwd::new(),
+        scratch: [[0; SCRATCH_LEN]; 2],
+    }),
+};
+
+/// False while passive: every hook checks this one relaxed load first.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The socket fd, readable without the lock by the close/dup hooks.
+static OWN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set once the destructor ran: events from later destructors go out at once.
+static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
+/// The atfork prepare handler took the lock.
+static PREPARED: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+#[inline]
+pub fn own_fd() -> c_int {
+    OWN_FD.load(Ordering::Relaxed)
+}
+
+fn acquire() {
+    let mut spins = 0u32;
+    while SHARED
+        .lock
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins < 100 {
+            std::hint::spin_loop();
+        } else {
+            // SAFETY: plain sched_yield call.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
+
+fn release() {
+    SHARED.lock.store(false, Ordering::Release);
+}
+
+struct Held;
+
+impl Held {
+    fn acquire() -> Held {
+        acquire();
+        Held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        release();
+    }
+}
+
+/// # Safety
+/// The caller holds the lock, or the process is single-threaded, and drops
+/// the reference before releasing it.
+#[allow(clippy::mut_from_ref)]
+unsafe fn state_mut() -> &'static mut State {
+    // SAFETY: exclusivity is the caller's obligation, stated above.
+    unsafe { &mut *SHARED.state.get() }
+}
+
+/// Runs `f` on the state under the lock, unless the connection is gone.
+pub fn record(f: impl FnOnce(&mut State)) {
+    let _held = Held::acquire();
+    // SAFETY: the lock is held until `_held` drops, after the last use.
+    let st = unsafe { state_mut() };
+    if st.out.fd < 0 {
+        return;
+    }
+    f(st);
+    if WRITE_THROUGH.load(Ordering::Relaxed) {
+        st.out.flush();
+    }
+}
+
+/// Sends whatever is buffered.
+pub fn flush() {
+    record(|st| st.out.flush());
+}
+
+/// Connects to the collector and greets it; `Err(errno)` on failure.
+fn connect_and_greet() -> Result<c_int, c_int> {
+    let path = env::get()
+        .and_then(|s| s.socket.as_deref())
+        .ok_or(libc::ENOENT)?;
+    let fd = sys::connect_unix(path)?;
+    if let Err(e) = sys::send_all(fd, &hello::greeting()) {
+        sys::close(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Opens this process's connection (constructor, forked child) and seeds the
+/// cached working directory.
+pub fn start() -> Result<(), c_int> {
+    let fd = connect_and_greet()?;
+    let _held = Held::acquire();
+    // SAFETY: the lock is held.
+    let st = unsafe { state_mut() };
+    st.cwd.refresh();
+    st.out.install(fd);
+    ACTIVE.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Destructor: send everything, then stop buffering.
+pub fn finish() {
+    flush();
+    WRITE_THROUGH.store(true, Ordering::Relaxed);
+}
+
+/// Called before `fd` is overwritten by dup2/dup3: moves our socket away.
+pub fn evacuate(fd: c_int) {
+    let _held = Held::acquire();
+    // SAFETY: the lock is held.
+    let st = unsafe { state_mut() };
+    if st.out.fd != fd || fd < 0 {
+        return;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, fd + 1) };
+    if moved < 0 {
+        st.out.die(false);
+        return;
+    }
+    sys::close(fd);
+    st.out.install(moved);
+}
+
+impl Out {
+    fn install(&mut self, fd: c_int) {
+        self.fd = fd;
+        self.len = 0;
+        OWN_FD.store(fd, Ordering::Relaxed);
+    }
+
+    /// Goes passive for good; `close` when the fd is still ours.
+    fn die(&mut self, close: bool) {
+        if close && self.fd >= 0 {
+            sys::close(self.fd);
+        }
+        self.fd = -1;
+        self.len = 0;
+        OWN_FD.store(-1, Ordering::Relaxed);
+        ACTIVE.store(false, Ordering::Relaxed);
+    }
+
+    /// Appends one frame, flushing first when the buffer is full.
+    pub fn push(&mut self, msg: &Message) {
+        if self.fd < 0 {
+            return;
+        }
+        if let Ok(n) = encode_into(msg, &mut self.buf[self.len..]) {
+            self.len += n;
+            return;
+        }
+        self.flush();
+        if self.fd < 0 {
+            return;
+        }
+        if let Ok(n) = encode_into(msg, &mut self.buf[..]) {
+            self.len = n;
+        } else if let Ok(frame) = encode(msg) {
+            self.send(&frame);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.fd < 0 || self.len == 0 {
+            return;
+        }
+        let len = std::mem::take(&mut self.len);
+        let fd = self.fd;
+        match sys::send_all(fd, &self.buf[..len]) {
+            Ok(()) => {}
+            Err(libc::EBADF) => {
+                if self.reopen() && sys::send_all(self.fd, &self.buf[..len]).is_err() {
+                    self.die(true);
+                }
+            }
+            Err(e) => self.die(e != libc::ENOTSOCK),
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        match sys::send_all(self.fd, data) {
+            Ok(()) => {}
+            Err(libc::EBADF) => {
+                if self.reopen() && sys::send_all(self.fd, data).is_err() {
+                    self.die(true);
+                }
+            }
+            Err(e) => self.die(e != libc::ENOTSOCK),
+        }
+    }
+
+    /// Our fd was closed behind our back: connect again, say Hello again.
+    fn reopen(&mut self) -> bool {
+        match connect_and_greet() {
+            Ok(fd) => {
+                self.fd = fd;
+                OWN_FD.store(fd, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.die(false);
+                false
+            }
+        }
+    }
+}
+
+/// `pthread_atfork` prepare: take the lock (so the child never inherits it
+/// held mid-write) and flush, so no event is sent twice or lost.
+extern "C" fn before_fork() {
+    if !active() || guard::busy() {
+        return;
+    }
+    // Hooks reached from other atfork handlers on this thread pass through.
+    guard::set_busy(true);
+    acquire();
+    PREPARED.store(true, Ordering::Relaxed);
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the lock is held (until `after_fork_parent`).
+        unsafe { state_mut() }.out.flush();
+    }));
+}
+
+extern "C" fn after_fork_parent() {
+    if PREPARED.swap(false, Ordering::Relaxed) {
+        release();
+        guard::set_busy(false);
+    }
+}
+
+/// The child forgets the parent's connection and opens its own.
+extern "C" fn after_fork_child() {
+    let prepared = PREPARED.swap(false, Ordering::Relaxed);
+    SHARED.lock.store(false, Ordering::Release);
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the child is single-threaded here.
+        let st = unsafe { state_mut() };
+        let was_active = active();
+        if st.out.fd >= 0 {
+            // The child's copy of the parent's socket: never written on.
+            sys::close(st.out.fd);
+        }
+        st.out.die(false);
+        if was_active {
+            let _ = start();
+        }
+    }));
+    if prepared {
+        guard::set_busy(false);
+    }
+}
+
+pub fn register_fork_handlers() {
+    // SAFETY: the handlers are plain extern "C" functions of this library.
+    unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_parent),
+            Some(after_fork_child),
+        )
+    };
+}

@@ -1,0 +1,77 @@
+//! Who this process image is: captured once at load, sent as the first frame
+//! of every connection (at load, in a forked child, after a reconnect).
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use libc::{c_char, c_int};
+use roar_protocol::{encode, preamble, Bytes, Hello, Message};
+
+use crate::{env, paths, sys};
+
+struct Identity {
+    exe: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+}
+
+static IDENTITY: OnceLock<Identity> = OnceLock::new();
+
+/// Records exe and argv (copied: programs may rewrite their argv area).
+///
+/// # Safety
+/// `argv` is NULL or holds `argc` valid NUL-terminated strings.
+pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
+    let mut exe = vec![0u8; paths::PATH_MAX];
+    let n = sys::readlink(b"/proc/self/exe\0", &mut exe);
+    exe.truncate(n);
+    let mut args = Vec::new();
+    if !argv.is_null() {
+        for i in 0..usize::try_from(argc).unwrap_or(0) {
+            // SAFETY: i < argc, within the array by the contract above.
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: a non-NULL argv entry is a NUL-terminated string.
+            args.push(unsafe { CStr::from_ptr(p) }.to_bytes().to_vec());
+        }
+    }
+    let _ = IDENTITY.set(Identity { exe, argv: args });
+}
+
+/// The preamble followed by a Hello frame for the calling process, ready to
+/// send. A Hello too large for one frame loses argv entries from the end.
+pub fn greeting() -> Vec<u8> {
+    let id = IDENTITY.get();
+    let job = env::get().map_or(&[][..], |s| &s.job[..]);
+    let mut cwd = [0u8; paths::PATH_MAX];
+    let cwd_len = sys::getcwd(&mut cwd);
+    // SAFETY: plain getpid/getppid calls.
+    let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+    let argv: Vec<Bytes> = id.map_or(Vec::new(), |id| {
+        id.argv.iter().map(|a| Bytes::borrowed(a)).collect()
+    });
+    let mut hello = Hello {
+        pid,
+        ppid,
+        job_token: Bytes::borrowed(job),
+        exe: Bytes::borrowed(id.map_or(&[][..], |id| &id.exe[..])),
+        argv,
+        cwd: Bytes::borrowed(&cwd[..cwd_len]),
+        t_ns: sys::now_ns(),
+    };
+    let mut out = preamble().to_vec();
+    loop {
+        match encode(&Message::Hello(hello.clone())) {
+            Ok(frame) => {
+                out.extend_from_slice(&frame);
+                return out;
+            }
+            Err(_) if !hello.argv.is_empty() => {
+                let keep = hello.argv.len() / 2;
+                hello.argv.truncate(keep);
+            }
+            Err(_) => return out,
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Opens, renames, removals, links and working-directory changes.
+
+use libc::{c_char, c_int, c_uint, mode_t, AT_FDCWD, FILE};
+use roar_protocol::{access, Bytes, Message};
+
+use super::{c_bytes, enosys, observe};
+use crate::{paths, real, sys};
+
+/// Access bits of an `open` flags word.
+fn open_access(flags: c_int) -> u8 {
+    let mut a = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => access::READ,
+        libc::O_WRONLY => access::WRITE,
+        libc::O_RDWR => access::READ | access::WRITE,
+        _ => 0,
+    };
+    for (bit, acc) in [
+        (libc::O_CREAT, access::CREATE),
+        (libc::O_TRUNC, access::TRUNCATE),
+        (libc::O_APPEND, access::APPEND),
+        (libc::O_DIRECTORY, access::DIRECTORY),
+    ] {
+        if flags & bit != 0 {
+            a |= acc;
+        }
+    }
+    a
+}
+
+const CREAT_ACCESS: u8 = access::WRITE | access::CREATE | access::TRUNCATE;
+
+/// Access bits of an `fopen` mode string.
+fn fopen_access(mode: &[u8]) -> u8 {
+    let mut a = match mode.first() {
+        Some(b'r') => access::READ,
+        Some(b'w') => access::WRITE | access::CREATE | access::TRUNCATE,
+        Some(b'a') => access::WRITE | access::CREATE | access::APPEND,
+        _ => 0,
+    };
+    // Flags after the first letter stop at ',' (glibc's ",ccs=" suffix).
+    if mode.iter().take_while(|&&c| c != b',').any(|&c| c == b'+') {
+        a |= access::READ | access::WRITE;
+    }
+    a
+}
+
+/// Records an open of `path` relative to `dirfd` that returned `ret`.
+#[inline]
+fn opened(dirfd: c_int, path: *const c_char, access: u8, ret: c_int) {
+    let result = if ret < 0 { -sys::errno() } else { ret };
+    observe(|st| {
+        // SAFETY: the caller's path argument, valid for the whole hook.
+        let Some(p) = (unsafe { c_bytes(path) }) else {
+            return;
+        };
+        let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
+        st.out.push(&Message::Open {
+            path: Bytes::borrowed(path),
+            access,
+            result,
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+/// One hook per open-family export: call the original, record the outcome.
+macro_rules! open_hooks {
+    ($($entry:ident => $real:ident($($arg:ident: $ty:ty),*) at $dirfd:expr, $path:ident, $access:expr;)*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $entry($($arg: $ty),*) -> c_int {
+                let Some(real) = real::$real() else {
+                    return enosys(-1);
+                };
+                // SAFETY: the caller's arguments, forwarded unchanged.
+                let ret = unsafe { real($($arg),*) };
+                opened($dirfd, $path, $access, ret);
+                ret
+            }
+        )*
+    };
+}
+
+open_hooks! {
+    roar_open => open(path: *const c_char, flags: c_int, mode: c_uint) at AT_FDCWD, path, open_access(flags);
+    roar_open64 => open64(path: *const c_char, flags: c_int, mode: c_uint) at AT_FDCWD, path, open_access(flags);
+    roar_openat => openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) at dirfd, path, open_access(flags);
+    roar_openat64 => openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) at dirfd, path, open_access(flags);
+    roar_creat => creat(path: *const c_char, mode: mode_t) at AT_FDCWD, path, CREAT_ACCESS;
+    roar_creat64 => creat64(path: *const c_char, mode: mode_t) at AT_FDCWD, path, CREAT_ACCESS;
+    roar_open_2 => __open_2(path: *const c_char, flags: c_int) at AT_FDCWD, path, open_access(flags);
+    roar_open64_2 => __open64_2(path: *const c_char, flags: c_int) at AT_FDCWD, path, open_access(flags);
+    roar_openat_2 => __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) at dirfd, path, open_access(flags);
+    roar_openat64_2 => __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) at dirfd, path, open_access(flags);
+}
+
+/// Records an fopen-style open that returned `fp`.
+fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
+    let err = sys::errno();
+    observe(|st| {
+        // SAFETY: the caller's arguments, valid for the whole hook.
+        let (Some(p), Some(m)) = (unsafe { c_bytes(path) }, unsafe { c_bytes(mode) }) else {
+            return;
+        };
+        let result = if fp.is_null() {
+            -err
+        } else {
+            // SAFETY: a non-NULL result of fopen is a valid stream.
+            unsafe { libc::fileno(fp) }
+        };
+        let path = paths::resolve(&st.cwd, &mut st.scratch[0], AT_FDCWD, p);
+        st.out.push(&Message::Open {
+            path: Bytes::borrowed(path),
+            access: fopen_access(m),
+            result,
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    let Some(real) = real::fopen() else {
+        return enosys(std::ptr::null_mut());
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let fp = unsafe { real(path, mode) };
+    fopened(path, mode, fp);
+    fp
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    let Some(real) = real::fopen64() else {
+        return enosys(std::ptr::null_mut());
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let fp = unsafe { real(path, mode) };
+    fopened(path, mode, fp);
+    fp
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_freopen(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut FILE,
+) -> *mut FILE {
+    let Some(real) = real::freopen() else {
+        return enosys(std::ptr::null_mut());
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let fp = unsafe { real(path, mode, stream) };
+    fopened(path, mode, fp);
+    fp
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_freopen64(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut FILE,
+) -> *mut FILE {
+    let Some(real) = real::freopen64() else {
+        return enosys(std::ptr::null_mut());
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let fp = unsafe { real(path, mode, stream) };
+    fopened(path, mode, fp);
+    fp
+}
+
+/// Records a successful rename.
+fn renamed(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char) {
+    observe(|st| {
+        // SAFETY: the caller's path arguments, valid for the whole hook.
+        let (Some(f), Some(t)) = (unsafe { c_bytes(from) }, unsafe { c_bytes(to) }) else {
+            return;
+        };
+        let [a, b] = &mut st.scratch;
+        st.out.push(&Message::Rename {
+            from: Bytes::borrowed(paths::resolve(&st.cwd, a, fromfd, f)),
+            to: Bytes::borrowed(paths::resolve(&st.cwd, b, tofd, t)),
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_rename(from: *const c_char, to: *const c_char) -> c_int {
+    let Some(real) = real::rename() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(from, to) };
+    if ret == 0 {
+        renamed(AT_FDCWD, from, AT_FDCWD, to);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_renameat(
+    fromfd: c_int,
+    from: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+) -> c_int {
+    let Some(real) = real::renameat() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(fromfd, from, tofd, to) };
+    if ret == 0 {
+        renamed(fromfd, from, tofd, to);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_renameat2(
+    fromfd: c_int,
+    from: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    let Some(real) = real::renameat2() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(fromfd, from, tofd, to, flags) };
+    if ret == 0 {
+        // RENAME_EXCHANGE swaps the two: seen as a rename each way.
+        renamed(fromfd, from, tofd, to);
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            renamed(tofd, to, fromfd, from);
+        }
+    }
+    ret
+}
+
+/// Records a successful unlink or rmdir.
+fn removed(dirfd: c_int, path: *const c_char) {
+    observe(|st| {
+        // SAFETY: the caller's path argument, valid for the whole hook.
+        let Some(p) = (unsafe { c_bytes(path) }) else {
+            return;
+        };
+        let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
+        st.out.push(&Message::Unlink {
+            path: Bytes::borrowed(path),
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_unlink(path: *const c_char) -> c_int {
+    let Some(real) = real::unlink() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(path) };
+    if ret == 0 {
+        removed(AT_FDCWD, path);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    let Some(real) = real::unlinkat() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(dirfd, path, flags) };
+    if ret == 0 {
+        removed(dirfd, path);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_rmdir(path: *const c_char) -> c_int {
+    let Some(real) = real::rmdir() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(path) };
+    if ret == 0 {
+        removed(AT_FDCWD, path);
+    }
+    ret
+}
+
+/// Records a successful link. A symlink's `from` is its target text as
+/// given (`fromfd` is `None`); a hard link's is resolved like `to`.
+fn linked(fromfd: Option<c_int>, from: *const c_char, tofd: c_int, to: *const c_char) {
+    observe(|st| {
+        // SAFETY: the caller's path arguments, valid for the whole hook.
+        let (Some(f), Some(t)) = (unsafe { c_bytes(from) }, unsafe { c_bytes(to) }) else {
+            return;
+        };
+        let [a, b] = &mut st.scratch;
+        let from = match fromfd {
+            Some(fd) => paths::resolve(&st.cwd, a, fd, f),
+            None => f,
+        };
+        st.out.push(&Message::Link {
+            from: Bytes::borrowed(from),
+            to: Bytes::borrowed(paths::resolve(&st.cwd, b, tofd, t)),
+            symbolic: fromfd.is_none(),
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_link(from: *const c_char, to: *const c_char) -> c_int {
+    let Some(real) = real::link() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(from, to) };
+    if ret == 0 {
+        linked(Some(AT_FDCWD), from, AT_FDCWD, to);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_linkat(
+    fromfd: c_int,
+    from: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+    flags: c_int,
+) -> c_int {
+    let Some(real) = real::linkat() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(fromfd, from, tofd, to, flags) };
+    if ret == 0 {
+        linked(Some(fromfd), from, tofd, to);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_symlink(target: *const c_char, to: *const c_char) -> c_int {
+    let Some(real) = real::symlink() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(target, to) };
+    if ret == 0 {
+        linked(None, target, AT_FDCWD, to);
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_symlinkat(
+    target: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+) -> c_int {
+    let Some(real) = real::symlinkat() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(target, tofd, to) };
+    if ret == 0 {
+        linked(None, target, tofd, to);
+    }
+    ret
+}
+
+/// After a successful chdir/fchdir: refresh the cached cwd and report it.
+fn changed_dir() {
+    observe(|st| {
+        st.cwd.refresh();
+        st.out.push(&Message::Chdir {
+            path: Bytes::borrowed(st.cwd.get()),
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_chdir(path: *const c_char) -> c_int {
+    let Some(real) = real::chdir() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(path) };
+    if ret == 0 {
+        changed_dir();
+    }
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_fchdir(fd: c_int) -> c_int {
+    let Some(real) = real::fchdir() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(fd) };
+    if ret == 0 {
+        changed_dir();
+    }
+    ret
+}

@@ -1,0 +1,242 @@
+//! Process structure: vfork, the exec family, posix_spawn, and the ways out
+//! (exit, _exit, _Exit, returning from main).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use libc::{c_char, c_int, c_void, pid_t};
+use libc::{posix_spawn_file_actions_t as SpawnActions, posix_spawnattr_t as SpawnAttr};
+use roar_protocol::{Bytes, Message};
+
+use super::{c_bytes, enosys, observe};
+use crate::real::{self, MainFn};
+use crate::{conn, env, paths, sys};
+
+/// What an exec runs, for the `Exec` event.
+enum Target {
+    /// A path, or a bare name that PATH will be searched for (kept as given).
+    Path(*const c_char),
+    /// fexecve's fd.
+    Fd(c_int),
+}
+
+/// Reports the exec and sends everything buffered: the image is about to go.
+fn before_exec(target: Target) {
+    observe(|st| {
+        let path = match target {
+            // SAFETY: the caller's path argument, valid for the whole hook.
+            Target::Path(p) => match unsafe { c_bytes(p) } {
+                Some(p) if p.contains(&b'/') => Some(paths::resolve(
+                    &st.cwd,
+                    &mut st.scratch[0],
+                    libc::AT_FDCWD,
+                    p,
+                )),
+                other => other,
+            },
+            Target::Fd(fd) => {
+                let n = sys::fd_path(fd, &mut st.scratch[0]);
+                Some(&st.scratch[0][..n])
+            }
+        };
+        if let Some(path) = path {
+            st.out.push(&Message::Exec {
+                path: Bytes::borrowed(path),
+                t_ns: sys::now_ns(),
+            });
+        }
+        st.out.flush();
+    });
+}
+
+/// Before a posix_spawn: the child says Hello itself; only flush, so the
+/// parent's earlier events reach the collector first.
+fn before_spawn() {
+    observe(|st| st.out.flush());
+}
+
+/// Calls `call` with `envp`, or with a copy that carries the tracing again
+/// when the program dropped it. errno is the original's.
+fn with_env<R>(envp: *const *const c_char, call: impl FnOnce(*const *const c_char) -> R) -> R {
+    let saved = sys::errno();
+    // SAFETY: `envp` is the caller's environment array (or environ).
+    let repaired = catch_unwind(AssertUnwindSafe(|| unsafe { env::repair(envp) })).unwrap_or(None);
+    sys::set_errno(saved);
+    let ret = call(repaired.as_ref().map_or(envp, env::Repaired::as_ptr));
+    let err = sys::errno();
+    drop(repaired);
+    sys::set_errno(err);
+    ret
+}
+
+/// vfork becomes fork: the child then has its own memory, so the atfork
+/// handlers can safely give it its own connection.
+#[no_mangle]
+pub unsafe extern "C" fn roar_vfork() -> pid_t {
+    let Some(fork) = real::fork() else {
+        return enosys(-1);
+    };
+    // SAFETY: plain fork; glibc runs the atfork handlers.
+    unsafe { fork() }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(real) = real::execve() else {
+        return enosys(-1);
+    };
+    before_exec(Target::Path(path));
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe { real(path, argv, envp) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(real) = real::execvpe() else {
+        return enosys(-1);
+    };
+    before_exec(Target::Path(file));
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe { real(file, argv, envp) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(real) = real::fexecve() else {
+        return enosys(-1);
+    };
+    before_exec(Target::Fd(fd));
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe { real(fd, argv, envp) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const SpawnActions,
+    attr: *const SpawnAttr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(real) = real::posix_spawn() else {
+        return libc::ENOSYS;
+    };
+    before_spawn();
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe {
+        real(pid, path, actions, attr, argv, envp)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    actions: *const SpawnActions,
+    attr: *const SpawnAttr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(real) = real::posix_spawnp() else {
+        return libc::ENOSYS;
+    };
+    before_spawn();
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe {
+        real(pid, file, actions, attr, argv, envp)
+    })
+}
+
+/// Reports the exit status and sends everything buffered.
+fn exiting(status: c_int) {
+    observe(|st| {
+        st.out.push(&Message::Exit {
+            status,
+            t_ns: sys::now_ns(),
+        });
+        st.out.flush();
+    });
+}
+
+/// Last resort when libc has no exit function to call.
+fn exit_group(status: c_int) -> ! {
+    // SAFETY: exit_group never returns.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    std::process::abort()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_exit(status: c_int) -> ! {
+    exiting(status);
+    match real::exit() {
+        // SAFETY: the caller's argument, forwarded unchanged.
+        Some(exit) => unsafe { exit(status) },
+        None => exit_group(status),
+    }
+}
+
+/// `_exit` and `_Exit` (one function in glibc).
+#[no_mangle]
+pub unsafe extern "C" fn roar__exit(status: c_int) -> ! {
+    exiting(status);
+    match real::_exit() {
+        // SAFETY: the caller's argument, forwarded unchanged.
+        Some(exit) => unsafe { exit(status) },
+        None => exit_group(status),
+    }
+}
+
+/// The program's real `main`, for [`main_wrapper`].
+static MAIN: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `main` and reports its return value as the exit status: glibc's own
+/// `exit` call after main is internal and never reaches the `exit` hook.
+unsafe extern "C" fn main_wrapper(
+    argc: c_int,
+    argv: *mut *mut c_char,
+    envp: *mut *mut c_char,
+) -> c_int {
+    // SAFETY: MAIN holds the `main` that __libc_start_main received, stored
+    // before this wrapper was handed over in its place.
+    let main = unsafe { std::mem::transmute::<usize, MainFn>(MAIN.load(Ordering::Relaxed)) };
+    // SAFETY: calling the program's main exactly as glibc would.
+    let status = unsafe { main(argc, argv, envp) };
+    exiting(status);
+    status
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_libc_start_main(
+    main: MainFn,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    init: *mut c_void,
+    fini: *mut c_void,
+    rtld_fini: *mut c_void,
+    stack_end: *mut c_void,
+) -> c_int {
+    let Some(real) = real::__libc_start_main() else {
+        return enosys(-1);
+    };
+    let main = if conn::active() {
+        MAIN.store(main as usize, Ordering::Relaxed);
+        main_wrapper as MainFn
+    } else {
+        main
+    };
+    // SAFETY: the caller's arguments, with `main` possibly wrapped.
+    unsafe { real(main, argc, argv, init, fini, rtld_fini, stack_end) }
+}

@@ -1,0 +1,98 @@
+//! `libroar.so`: preloaded into every traced process, it interposes the libc
+//! calls that open, rename, remove and link files and that create, replace
+//! and end processes, and reports them to the collector over a Unix socket
+//! (see `roar-protocol` for the wire format).
+//!
+//! Layout: `c/exports.c` defines the exported libc symbols and forwards each
+//! to a `roar_*` entry point in [`hooks`]; [`real`] holds the originals,
+//! [`conn`] the connection and event buffer, [`guard`] the per-thread
+//! recursion guard, [`paths`] path resolution, [`env`] the tracing
+//! environment and its repair, [`hello`] the process's introduction.
+//!
+//! Rules kept everywhere: the program sees the same results and errno as
+//! without the shim; no panic crosses the FFI boundary; with no collector the
+//! shim is pure pass-through.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+// The `roar_*` entry points are called only by c/exports.c, with the
+// arguments of the libc function they stand for.
+#![allow(clippy::missing_safety_doc)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("libroar's preload hooks are written for Linux glibc");
+
+mod conn;
+mod env;
+mod guard;
+mod hello;
+mod hooks;
+mod paths;
+mod real;
+mod sys;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::{c_char, c_int};
+
+/// One line on stderr, only with `ROAR_VERBOSE=1`.
+fn say(what: &str) {
+    let line = format!(
+        "roar: libroar.so stays passive in pid {}: {what}\n",
+        std::process::id()
+    );
+    // SAFETY: writing a valid buffer to fd 2; failure is ignored.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// The load-time constructor (called from c/exports.c with glibc's
+/// argc/argv/envp): resolve the originals, snapshot the environment, connect.
+#[no_mangle]
+pub unsafe extern "C" fn roar_init(
+    argc: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) {
+    let saved = sys::errno();
+    let Some(_entered) = guard::enter() else {
+        return;
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // Our own panics (none expected) must never print into the program's stderr.
+        std::panic::set_hook(Box::new(|_| {}));
+        real::resolve_all();
+        // SAFETY: glibc passes the process's environment array.
+        let snap = unsafe { env::capture(envp) };
+        let Some(socket) = snap.socket.as_deref() else {
+            if snap.verbose {
+                say("ROAR_SOCKET is not set");
+            }
+            return;
+        };
+        // SAFETY: glibc passes argc and the matching argv array.
+        unsafe { hello::capture(argc, argv) };
+        match conn::start() {
+            Ok(()) => conn::register_fork_handlers(),
+            Err(e) if snap.verbose => say(&format!(
+                "cannot connect to {}: {}",
+                String::from_utf8_lossy(socket),
+                std::io::Error::from_raw_os_error(e)
+            )),
+            Err(_) => {}
+        }
+    }));
+    sys::set_errno(saved);
+}
+
+/// The unload-time destructor: send what is buffered.
+#[no_mangle]
+pub extern "C" fn roar_fini() {
+    if !conn::active() {
+        return;
+    }
+    let saved = sys::errno();
+    if let Some(_entered) = guard::enter() {
+        let _ = catch_unwind(conn::finish);
+    }
+    sys::set_errno(saved);
+}

@@ -1,0 +1,155 @@
+//! Thin wrappers over the system calls the shim makes for itself. Hooked
+//! names (`close`, `dup2`, ...) are always called through [`crate::real`],
+//! never through `libc::`, which would re-enter our own exports.
+
+use libc::c_int;
+
+use crate::real;
+
+/// Lowest fd the shim's socket is moved to, out of the range programs use.
+const HIGH_FD: c_int = 500;
+
+#[inline]
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+#[inline]
+pub fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call).
+#[inline]
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+pub fn close(fd: c_int) {
+    if let Some(close) = real::close() {
+        // SAFETY: closing an fd the shim owns.
+        unsafe { close(fd) };
+    }
+}
+
+/// Writes all of `data`, never raising SIGPIPE. `Err(errno)` on failure.
+pub fn send_all(fd: c_int, mut data: &[u8]) -> Result<(), c_int> {
+    while !data.is_empty() {
+        // SAFETY: `data` is a valid readable slice for its length.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Connects a close-on-exec stream socket to `path`, on a high fd.
+pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
+    // SAFETY: a zeroed sockaddr_un is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
+        return Err(libc::ENAMETOOLONG);
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    loop {
+        // SAFETY: `addr` is an initialised sockaddr_un of `len` bytes.
+        let r = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
+        if r == 0 {
+            break;
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            close(fd);
+            return Err(e);
+        }
+    }
+    Ok(move_high(fd))
+}
+
+/// Moves `fd` to the lowest free fd ≥ 500 (close-on-exec); keeps it where it
+/// is when the fd limit is lower than that.
+pub fn move_high(fd: c_int) -> c_int {
+    if fd >= HIGH_FD {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
+    if high < 0 {
+        return fd;
+    }
+    close(fd);
+    high
+}
+
+/// `readlink` of `/proc/self/fd/<fd>` into `out`; the length, or 0 when the
+/// fd does not name a path.
+pub fn fd_path(fd: c_int, out: &mut [u8]) -> usize {
+    if fd < 0 {
+        return 0;
+    }
+    let mut link = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    link[..prefix.len()].copy_from_slice(prefix);
+    let mut n = prefix.len();
+    let mut digits = [0u8; 10];
+    let mut d = 0;
+    let mut v = fd as u32;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in (0..d).rev() {
+        link[n] = digits[i];
+        n += 1;
+    }
+    readlink(&link[..=n], out)
+}
+
+/// `readlink(path)` (NUL-terminated) into `out`; 0 unless it is absolute.
+pub fn readlink(path: &[u8], out: &mut [u8]) -> usize {
+    debug_assert_eq!(path.last(), Some(&0));
+    // SAFETY: `path` is NUL-terminated, `out` is writable for its length.
+    let n = unsafe { libc::readlink(path.as_ptr().cast(), out.as_mut_ptr().cast(), out.len()) };
+    if n <= 0 || n as usize >= out.len() || out[0] != b'/' {
+        return 0;
+    }
+    n as usize
+}
+
+/// `getcwd` into `out`; the length, or 0 when unknown.
+pub fn getcwd(out: &mut [u8]) -> usize {
+    // SAFETY: `out` is writable for its length.
+    let p = unsafe { libc::getcwd(out.as_mut_ptr().cast(), out.len()) };
+    if p.is_null() {
+        return 0;
+    }
+    out.iter().position(|&b| b == 0).unwrap_or(0)
+}
