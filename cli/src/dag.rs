@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::human::{command, relative};
+use crate::out::outln;
 use crate::view;
 
 struct Node {
@@ -89,7 +90,7 @@ pub fn dag(store: &Store, root: &Path, as_json: bool) -> Result<()> {
         return Ok(());
     }
     if nodes.is_empty() {
-        println!("no jobs yet; record one with `roar run COMMAND`");
+        outln!("no jobs yet; record one with `roar run COMMAND`");
         return Ok(());
     }
     print_tree(&nodes, &edges, &root.to_string_lossy());
@@ -133,7 +134,7 @@ fn print_tree(nodes: &[Node], edges: &[Edge], root: &str) {
                 ("├─", "│  ")
             };
             let again = !printed.insert(e.to);
-            println!(
+            outln!(
                 "{prefix}{branch} {} → {}{}",
                 relative(&e.path, root),
                 label(e.to),
@@ -157,7 +158,7 @@ fn print_tree(nodes: &[Node], edges: &[Edge], root: &str) {
             continue;
         }
         printed.insert(step);
-        println!("{}", label(step));
+        outln!("{}", label(step));
         walk(step, "", &children, &label, &mut printed, root);
     }
 }

@@ -5,6 +5,7 @@ mod error;
 mod git;
 mod human;
 mod locate;
+mod out;
 mod project;
 mod run;
 mod show;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::out::outln;
 use error::{CliError, Result};
 use project::Project;
 
@@ -100,12 +102,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let done = project::init(&cwd()?)?;
             let dir = done.project.dir();
             if done.created {
-                println!("initialised roar project in {}", dir.display());
+                outln!("initialised roar project in {}", dir.display());
             } else {
-                println!("roar project already initialised in {}", dir.display());
+                outln!("roar project already initialised in {}", dir.display());
             }
             if let Some(g) = done.gitignore {
-                println!("added .roar/ to {}", g.display());
+                outln!("added .roar/ to {}", g.display());
             }
             return Ok(0);
         }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::human::{command, duration, relative, safe, short_hash, timestamp};
+use crate::out::outln;
 use crate::target::{resolve, Target};
 use crate::view;
 
@@ -21,17 +22,17 @@ pub fn show(store: &Store, cwd: &Path, root: &Path, name: &str, as_json: bool) -
 }
 
 fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
-    println!("@{}  {}  ({})", j.step, command(&j.command), j.kind);
-    println!("  uid       {}", j.uid);
-    println!("  cwd       {}", safe(&j.cwd));
-    println!(
+    outln!("@{}  {}  ({})", j.step, command(&j.command), j.kind);
+    outln!("  uid       {}", j.uid);
+    outln!("  cwd       {}", safe(&j.cwd));
+    outln!(
         "  started   {} UTC, took {}, exit status {}",
         timestamp(j.started_at),
         duration(j.ended_at - j.started_at),
         j.exit_status
     );
     if let Some(g) = &j.git {
-        println!(
+        outln!(
             "  git       {} on {}{}",
             g.commit
                 .as_deref()
@@ -44,9 +45,9 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
         ("inputs", store.job_inputs(j.id)?),
         ("outputs", store.job_outputs(j.id)?),
     ] {
-        println!("  {title} ({})", files.len());
+        outln!("  {title} ({})", files.len());
         for f in &files {
-            println!(
+            outln!(
                 "    {}  {}  {} B",
                 short_hash(&f.hash),
                 relative(&f.path, root),
@@ -55,9 +56,9 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
         }
     }
     let procs = store.job_processes(j.id)?;
-    println!("  processes ({})", procs.len());
+    outln!("  processes ({})", procs.len());
     for p in &procs {
-        println!(
+        outln!(
             "    {} ← {}  {}{}",
             p.pid,
             p.ppid,
@@ -69,16 +70,16 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
 }
 
 fn print_artifact(store: &Store, a: &Artifact, root: &str) -> Result<()> {
-    println!("{}  {} B", a.hash, a.size);
+    outln!("{}  {} B", a.hash, a.size);
     for (title, jobs) in [
         ("written by", store.artifact_writers(a.id)?),
         ("read by", store.artifact_readers(a.id)?),
     ] {
         if jobs.is_empty() {
-            println!("  {title}: no recorded job");
+            outln!("  {title}: no recorded job");
         }
         for (j, path) in &jobs {
-            println!(
+            outln!(
                 "  {title} @{} ({})  {}  as {}",
                 j.step,
                 &j.uid[..8],
@@ -103,10 +104,10 @@ pub fn log(store: &Store, as_json: bool) -> Result<()> {
         return Ok(());
     }
     if jobs.is_empty() {
-        println!("no jobs yet; record one with `roar run COMMAND`");
+        outln!("no jobs yet; record one with `roar run COMMAND`");
     }
     for j in &jobs {
-        println!(
+        outln!(
             "@{:<3} {}  {} UTC  {:>8}  exit {:<3} {}",
             j.step,
             &j.uid[..8],
@@ -135,18 +136,18 @@ pub fn status(store: &Store, root: &Path, as_json: bool) -> Result<()> {
         }));
         return Ok(());
     }
-    println!("project   {}", safe(&root.display().to_string()));
+    outln!("project   {}", safe(&root.display().to_string()));
     match &session {
-        Some(s) => println!(
+        Some(s) => outln!(
             "session   {} (since {} UTC), {} jobs",
             &s.hash[..12],
             timestamp(s.created_at),
             jobs.len()
         ),
-        None => println!("session   none yet; record a job with `roar run COMMAND`"),
+        None => outln!("session   none yet; record a job with `roar run COMMAND`"),
     }
     if let Some(j) = last {
-        println!(
+        outln!(
             "last job  @{} {}  exit {}",
             j.step,
             command(&j.command),

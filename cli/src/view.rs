@@ -4,6 +4,7 @@ use roar_collector::store::{Artifact, Job, JobFile, Process, Store};
 use serde_json::{json, Value};
 
 use crate::error::Result;
+use crate::out::outln;
 
 pub fn file(f: &JobFile) -> Value {
     json!({ "path": f.path, "hash": f.hash, "size": f.size })
@@ -74,7 +75,7 @@ pub fn artifact(store: &Store, a: &Artifact) -> Result<Value> {
 }
 
 pub fn print_json(v: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("values serialise")
     );

@@ -1,0 +1,21 @@
+//! Writing to stdout when the reader may go away (`roar log | head`): a
+//! closed pipe ends roar quietly instead of panicking like `println!`.
+
+use std::io::Write;
+
+pub fn line(args: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("roar: cannot write output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` that survives a closed stdout.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
+}
+pub(crate) use outln;

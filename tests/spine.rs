@@ -1,0 +1,522 @@
+//! The spine end to end: real processes traced by the real shim, recorded by
+//! the real collector into a real SQLite file, queried through the CLI.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use roar_tests::*;
+use serde_json::Value;
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipeline")
+}
+
+#[test]
+fn example_pipeline_is_linked_prepare_train_evaluate() {
+    let p = Project::new();
+    for step in ["prepare.py", "train.py", "evaluate.py"] {
+        std::fs::copy(example_dir().join(step), p.file(step)).unwrap();
+    }
+    for step in ["prepare.py", "train.py", "evaluate.py"] {
+        p.run_ok(&["python3", step]);
+    }
+    let csv = p.file("data.csv");
+    let model = p.file("model.pkl");
+    let metrics = p.file("metrics.json");
+
+    let dag = p.json(&["dag"]);
+    let edges: BTreeSet<(i64, i64, String)> = dag["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_i64().unwrap(),
+                e["to"].as_i64().unwrap(),
+                e["artifact"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        edges.contains(&(1, 2, b3(&csv))),
+        "no prepare→train edge via the CSV: {edges:?}"
+    );
+    assert!(
+        edges.contains(&(2, 3, b3(&model))),
+        "no train→evaluate edge via the model: {edges:?}"
+    );
+    assert_eq!(dag["jobs"].as_array().unwrap().len(), 3);
+
+    let eval = p.json(&["show", "@3"]);
+    assert_eq!(eval["step"], 3);
+    assert_eq!(
+        eval["command"],
+        serde_json::json!(["python3", "evaluate.py"])
+    );
+    assert_eq!(eval["exit_status"], 0);
+    assert_eq!(eval["cwd"], p.path().to_str().unwrap());
+    let m = entry(&eval, "inputs", &model);
+    assert_eq!(m["hash"], b3(&model));
+    assert_eq!(m["size"], std::fs::metadata(&model).unwrap().len());
+    assert_eq!(entry(&eval, "outputs", &metrics)["hash"], b3(&metrics));
+    assert_eq!(paths(&eval, "outputs"), vec![metrics.to_str().unwrap()]);
+    // The interpreter's own files are filtered; the script itself is an input.
+    let inputs = paths(&eval, "inputs");
+    assert!(
+        inputs
+            .iter()
+            .all(|i| i.starts_with(p.path().to_str().unwrap())),
+        "{inputs:?}"
+    );
+    entry(&eval, "inputs", &p.file("evaluate.py"));
+    let procs = eval["processes"].as_array().unwrap();
+    assert!(
+        procs.iter().any(
+            |pr| pr["argv"] == serde_json::json!(["python3", "evaluate.py"])
+                || pr["argv"][1] == "evaluate.py"
+        ),
+        "{procs:?}"
+    );
+
+    // The artifact view: who wrote the model, who read it.
+    let art = p.json(&["show", "model.pkl"]);
+    assert_eq!(art["hash"], b3(&model));
+    assert_eq!(art["written_by"][0]["step"], 2);
+    assert_eq!(art["read_by"][0]["step"], 3);
+
+    let log = p.json(&["log"]);
+    let steps: Vec<i64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3]);
+    assert!(log[0]["duration_s"].as_f64().unwrap() >= 0.0);
+
+    // Human views name the steps and files.
+    let tree = text(&p.roar(&["dag"]).stdout);
+    assert!(
+        tree.contains("@1") && tree.contains("data.csv → @2") && tree.contains("model.pkl → @3"),
+        "{tree}"
+    );
+    let uid = eval["uid"].as_str().unwrap();
+    assert_eq!(p.json(&["show", &uid[..8]])["step"], 3);
+}
+
+/// One file-system syscall seen by strace.
+#[derive(Debug)]
+enum Seen {
+    Open {
+        path: String,
+        write: bool,
+        read: bool,
+        trunc: bool,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Unlink {
+        path: String,
+    },
+}
+
+fn quoted(s: &str) -> Vec<String> {
+    s.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses `strace -f` output (pid-prefixed, unfinished/resumed lines joined).
+fn parse_strace(trace: &str) -> Vec<Seen> {
+    let mut pending: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = Vec::new();
+    for line in trace.lines() {
+        let (pid, rest) = line.split_once(char::is_whitespace).unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let call = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid.to_string(), head.to_string());
+            continue;
+        } else if rest.starts_with("<...") {
+            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
+            format!("{}{}", pending.remove(pid).unwrap_or_default(), tail)
+        } else {
+            rest.to_string()
+        };
+        let Some((name, args)) = call.split_once('(') else {
+            continue;
+        };
+        let Some((_, ret)) = call.rsplit_once(" = ") else {
+            continue;
+        };
+        if ret.trim().starts_with('-') {
+            continue;
+        }
+        let q = quoted(args);
+        match name {
+            "open" | "openat" | "creat" if !q.is_empty() => {
+                let write = call.contains("O_WRONLY") || call.contains("O_RDWR") || name == "creat";
+                if call.contains("O_DIRECTORY") {
+                    continue;
+                }
+                seen.push(Seen::Open {
+                    path: q[0].clone(),
+                    write,
+                    read: !call.contains("O_WRONLY") && name != "creat",
+                    trunc: call.contains("O_TRUNC"),
+                });
+            }
+            "rename" | "renameat" | "renameat2" if q.len() == 2 => seen.push(Seen::Rename {
+                from: q[0].clone(),
+                to: q[1].clone(),
+            }),
+            "unlink" | "unlinkat" if !q.is_empty() => {
+                seen.push(Seen::Unlink { path: q[0].clone() })
+            }
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// Inputs, outputs and transients from strace's view, for files in `dir`.
+fn strace_sets(
+    dir: &Path,
+    seen: &[Seen],
+) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let rel = |p: &str| -> Option<String> {
+        let abs = dir.join(p);
+        abs.strip_prefix(dir)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
+            .filter(|r| !r.is_empty() && !r.starts_with(".roar"))
+    };
+    let (mut inputs, mut written, mut transient) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for s in seen {
+        match s {
+            Seen::Open {
+                path,
+                write,
+                read,
+                trunc,
+            } => {
+                let Some(p) = rel(path) else { continue };
+                if !written.contains(&p) && (!write || (*read && !trunc)) {
+                    inputs.insert(p.clone());
+                }
+                if *write {
+                    transient.remove(&p);
+                    written.insert(p);
+                }
+            }
+            Seen::Rename { from, to } => {
+                if let (Some(f), Some(t)) = (rel(from), rel(to)) {
+                    written.remove(&f);
+                    transient.remove(&t);
+                    written.insert(t);
+                }
+            }
+            Seen::Unlink { path } => {
+                if let Some(p) = rel(path) {
+                    if written.remove(&p) {
+                        transient.insert(p);
+                    }
+                }
+            }
+        }
+    }
+    (inputs, written, transient)
+}
+
+fn rel_set(job: &Value, key: &str, dir: &Path) -> BTreeSet<String> {
+    paths(job, key)
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn shell_script_matches_strace() {
+    assert!(have("strace"), "strace is required (.ci/run installs it)");
+    let script = "cat a > b\ncp b c\nmv c d\nrm b\n";
+    // Ground truth: the same script in its own folder under strace -f.
+    let truth = tempfile::tempdir().unwrap();
+    std::fs::write(truth.path().join("script.sh"), script).unwrap();
+    std::fs::write(truth.path().join("a"), "alpha\n").unwrap();
+    let trace = truth.path().join("trace.txt");
+    let st = clean(&mut Command::new("strace"))
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=open,openat,creat,rename,renameat,renameat2,unlink,unlinkat",
+            "--",
+            "sh",
+            "script.sh",
+        ])
+        .current_dir(truth.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let seen = parse_strace(&std::fs::read_to_string(&trace).unwrap());
+    let (s_in, s_out, s_transient) = strace_sets(truth.path(), &seen);
+    assert!(
+        s_in.contains("a") && s_out.contains("d"),
+        "strace parse went wrong: {seen:?}"
+    );
+
+    let p = Project::new();
+    p.write("script.sh", script);
+    p.write("a", "alpha\n");
+    p.run_ok(&["sh", "script.sh"]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(rel_set(&job, "inputs", p.path()), s_in);
+    assert_eq!(rel_set(&job, "outputs", p.path()), s_out);
+    assert_eq!(s_out, BTreeSet::from(["d".to_string()]));
+    assert_eq!(job["stats"]["transient"], s_transient.len() as u64);
+    assert_eq!(
+        entry(&job, "outputs", &p.file("d"))["hash"],
+        b3(&p.file("a"))
+    );
+    // Every process of the script was seen: sh, cat, cp, mv, rm.
+    let exes: BTreeSet<String> = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|pr| {
+            pr["argv"][0]
+                .as_str()
+                .map(|a| a.rsplit('/').next().unwrap().to_string())
+        })
+        .collect();
+    for prog in ["sh", "cat", "cp", "mv", "rm"] {
+        assert!(exes.contains(prog), "{prog} missing from {exes:?}");
+    }
+    let root_pid = job["processes"][0]["pid"].clone();
+    for pr in job["processes"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(pr["ppid"], root_pid, "{pr}");
+    }
+}
+
+#[test]
+fn exit_status_and_signals_are_passed_through() {
+    let p = Project::new();
+    let out = p.roar(&["run", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(p.json(&["show", "@1"])["exit_status"], 3);
+
+    let out = p.roar(&["run", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(p.json(&["show", "@2"])["exit_status"], 143);
+
+    // A signal sent to roar reaches the command.
+    let mut child = p.command(&["run", "-q", "sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(p.json(&["show", "@3"])["exit_status"], 143);
+}
+
+#[test]
+fn stdio_passes_through_and_summary_respects_quiet() {
+    let p = Project::new();
+    let mut child = p
+        .command(&["run", "sh", "-c", "read x; echo got:$x; echo err >&2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "got:hello\n");
+    let err = text(&out.stderr);
+    assert!(err.starts_with("err\n"), "{err}");
+    assert!(err.contains("roar: @1 recorded"), "{err}");
+
+    p.write("in.txt", "x");
+    let out = p.roar(&["run", "-q", "cat", "in.txt"]);
+    assert_eq!(text(&out.stdout), "x");
+    assert_eq!(text(&out.stderr), "");
+    let out = p.roar(&["run", "-v", "cat", "in.txt"]);
+    assert!(
+        text(&out.stderr).contains("in.txt"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn collector_pid(db: &Path) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("roar-collector") && cmdline.contains(db.to_str().unwrap()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn killed_collector_does_not_disturb_the_command() {
+    let p = Project::new();
+    p.write("a", "alpha\n");
+    let script = "for i in 1 2 3 4 5 6; do cat a; sleep 0.2; done; echo end; exit 5";
+    let bare = clean(&mut Command::new("sh"))
+        .args(["-c", script])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+
+    let child = p
+        .command(&["run", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = p.file(".roar/roar.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = collector_pid(&db) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "collector never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, bare.stdout);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(bare.status.code(), Some(5));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not recorded"),
+        "roar must say the job was lost: {err}"
+    );
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+#[test]
+fn env_i_in_the_middle_of_a_chain_is_still_traced() {
+    let p = Project::new();
+    p.write("a", "alpha\n");
+    p.run_ok(&["sh", "-c", "env -i /bin/sh -c 'cat a > b'"]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(
+        rel_set(&job, "inputs", p.path()),
+        BTreeSet::from(["a".to_string()])
+    );
+    assert_eq!(
+        rel_set(&job, "outputs", p.path()),
+        BTreeSet::from(["b".to_string()])
+    );
+    let argv0: Vec<String> = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pr| pr["argv"][0].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        argv0.iter().any(|a| a.ends_with("cat")),
+        "cat after env -i not traced: {argv0:?}"
+    );
+}
+
+#[test]
+fn outside_a_project_says_to_init() {
+    let p = Project::bare();
+    for args in [
+        &["run", "true"][..],
+        &["log"],
+        &["dag", "--json"],
+        &["show", "@1"],
+    ] {
+        let out = p.roar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("roar init"), "{err}");
+    }
+}
+
+#[test]
+fn init_in_a_git_repo_ignores_roar_dir_and_jobs_record_git_state() {
+    if !have("git") {
+        return;
+    }
+    let p = Project::bare();
+    let git = |args: &[&str]| {
+        assert!(clean(&mut Command::new("git"))
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(p.path())
+            .output()
+            .unwrap()
+            .status
+            .success());
+    };
+    git(&["init", "-q", "-b", "main"]);
+    p.write("tracked.txt", "v1");
+    git(&["add", "tracked.txt"]);
+    git(&["commit", "-q", "-m", "one"]);
+    assert!(p.roar(&["init"]).status.success());
+    let ignore = std::fs::read_to_string(p.file(".gitignore")).unwrap();
+    assert_eq!(ignore.lines().filter(|l| *l == ".roar/").count(), 1);
+    assert!(p.file(".roar/config.toml").is_file() && p.file(".roar/roar.db").is_file());
+    // Again: nothing added twice.
+    assert!(p.roar(&["init"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(p.file(".gitignore")).unwrap(),
+        ignore
+    );
+
+    p.write("tracked.txt", "v2");
+    p.run_ok(&["cat", "tracked.txt"]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(job["git"]["branch"], "main");
+    assert_eq!(job["git"]["dirty"], true);
+    assert_eq!(job["git"]["commit"].as_str().unwrap().len(), 40);
+}
+
+#[test]
+fn unknown_command_and_bad_targets_fail_cleanly() {
+    let p = Project::new();
+    let out = p.roar(&["run", "./does-not-exist"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    for bad in ["@9", "nosuchfile.txt", "zzzz"] {
+        let out = p.roar(&["show", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("panicked"));
+    }
+}
