@@ -17,10 +17,15 @@ use crate::paths::{Cwd, SCRATCH_LEN};
 use crate::{env, guard, hello, sys};
 
 pub const BUF_LEN: usize = 64 * 1024;
+/// Buffered events older than this go out with the next event, so a
+/// long-running process streams and one killed by a signal loses little.
+const MAX_AGE_NS: u64 = 10_000_000;
 
 pub struct Out {
     fd: c_int,
     len: usize,
+    /// CLOCK_MONOTONIC time the oldest buffered frame was seen; 0 if empty.
+    since: u64,
     buf: [u8; BUF_LEN],
 }
 
@@ -48,6 +53,7 @@ static SHARED: Shared = Shared {
         out: Out {
             fd: -1,
             len: 0,
+            since: 0,
             buf: [0; BUF_LEN],
         },
         cwd: Cwd::new(),
@@ -128,7 +134,17 @@ pub fn record(f: impl FnOnce(&mut State)) {
         return;
     }
     f(st);
+    if st.out.len == 0 {
+        return;
+    }
     if WRITE_THROUGH.load(Ordering::Relaxed) {
+        st.out.flush();
+        return;
+    }
+    let now = sys::now_ns();
+    if st.out.since == 0 {
+        st.out.since = now;
+    } else if now.saturating_sub(st.out.since) >= MAX_AGE_NS {
         st.out.flush();
     }
 }
@@ -185,13 +201,15 @@ pub fn evacuate(fd: c_int) {
         return;
     }
     sys::close(fd);
-    st.out.install(moved);
+    st.out.fd = moved;
+    OWN_FD.store(moved, Ordering::Relaxed);
 }
 
 impl Out {
     fn install(&mut self, fd: c_int) {
         self.fd = fd;
         self.len = 0;
+        self.since = 0;
         OWN_FD.store(fd, Ordering::Relaxed);
     }
 
@@ -202,6 +220,7 @@ impl Out {
         }
         self.fd = -1;
         self.len = 0;
+        self.since = 0;
         OWN_FD.store(-1, Ordering::Relaxed);
         ACTIVE.store(false, Ordering::Relaxed);
     }
@@ -226,10 +245,19 @@ impl Out {
         }
     }
 
+    /// Appends one frame and sends it at once: for events that change the
+    /// file system, which must reach the collector even if the process is
+    /// killed right after.
+    pub fn push_now(&mut self, msg: &Message) {
+        self.push(msg);
+        self.flush();
+    }
+
     pub fn flush(&mut self) {
         if self.fd < 0 || self.len == 0 {
             return;
         }
+        self.since = 0;
         let len = std::mem::take(&mut self.len);
         let fd = self.fd;
         match sys::send_all(fd, &self.buf[..len]) {

@@ -90,14 +90,25 @@ pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
     Ok(move_high(fd))
 }
 
-/// Moves `fd` to the lowest free fd ≥ 500 (close-on-exec); keeps it where it
-/// is when the fd limit is lower than that.
+/// Moves `fd` to the lowest free fd ≥ 500 (close-on-exec), or as high as
+/// the fd limit allows when that is lower; keeps it where it is otherwise.
 pub fn move_high(fd: c_int) -> c_int {
-    if fd >= HIGH_FD {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        c_int::try_from(lim.rlim_cur).unwrap_or(c_int::MAX)
+    } else {
+        c_int::MAX
+    };
+    let target = HIGH_FD.min(limit.saturating_sub(1));
+    if fd >= target {
         return fd;
     }
     // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
-    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, target) };
     if high < 0 {
         return fd;
     }

@@ -54,13 +54,24 @@ fn opened(dirfd: c_int, path: *const c_char, access: u8, ret: c_int) {
             return;
         };
         let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
-        st.out.push(&Message::Open {
+        let msg = Message::Open {
             path: Bytes::borrowed(path),
             access,
             result,
             t_ns: sys::now_ns(),
-        });
+        };
+        if writes(access, result) {
+            st.out.push_now(&msg);
+        } else {
+            st.out.push(&msg);
+        }
     });
+}
+
+/// A successful open that may change the file: sent at once.
+fn writes(access: u8, result: c_int) -> bool {
+    result >= 0
+        && access & (access::WRITE | access::CREATE | access::TRUNCATE | access::APPEND) != 0
 }
 
 /// One hook per open-family export: call the original, record the outcome.
@@ -109,12 +120,18 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
             unsafe { libc::fileno(fp) }
         };
         let path = paths::resolve(&st.cwd, &mut st.scratch[0], AT_FDCWD, p);
-        st.out.push(&Message::Open {
+        let access = fopen_access(m);
+        let msg = Message::Open {
             path: Bytes::borrowed(path),
-            access: fopen_access(m),
+            access,
             result,
             t_ns: sys::now_ns(),
-        });
+        };
+        if writes(access, result) {
+            st.out.push_now(&msg);
+        } else {
+            st.out.push(&msg);
+        }
     });
 }
 
@@ -178,7 +195,7 @@ fn renamed(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char) {
             return;
         };
         let [a, b] = &mut st.scratch;
-        st.out.push(&Message::Rename {
+        st.out.push_now(&Message::Rename {
             from: Bytes::borrowed(paths::resolve(&st.cwd, a, fromfd, f)),
             to: Bytes::borrowed(paths::resolve(&st.cwd, b, tofd, t)),
             t_ns: sys::now_ns(),
@@ -248,7 +265,7 @@ fn removed(dirfd: c_int, path: *const c_char) {
             return;
         };
         let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
-        st.out.push(&Message::Unlink {
+        st.out.push_now(&Message::Unlink {
             path: Bytes::borrowed(path),
             t_ns: sys::now_ns(),
         });
@@ -307,7 +324,7 @@ fn linked(fromfd: Option<c_int>, from: *const c_char, tofd: c_int, to: *const c_
             Some(fd) => paths::resolve(&st.cwd, a, fd, f),
             None => f,
         };
-        st.out.push(&Message::Link {
+        st.out.push_now(&Message::Link {
             from: Bytes::borrowed(from),
             to: Bytes::borrowed(paths::resolve(&st.cwd, b, tofd, t)),
             symbolic: fromfd.is_none(),
