@@ -344,6 +344,25 @@ extern "C" fn after_fork_child() {
     }
 }
 
+/// In the child of a fork that ran no atfork handlers (`_Fork`), possibly
+/// from a signal handler: only async-signal-safe work is allowed, so the
+/// child drops the parent's connection and stays passive. An exec it makes
+/// next connects afresh from the new image.
+pub fn abandon_in_child() {
+    if !active() {
+        return;
+    }
+    ACTIVE.store(false, Ordering::Relaxed);
+    // SAFETY: the child is single-threaded here, and with ACTIVE false no
+    // hook takes the lock again.
+    let st = unsafe { state_mut() };
+    if st.out.fd >= 0 {
+        sys::close(st.out.fd);
+    }
+    st.out.die(false);
+    SHARED.lock.store(false, Ordering::Release);
+}
+
 pub fn register_fork_handlers() {
     // SAFETY: the handlers are plain extern "C" functions of this library.
     unsafe {

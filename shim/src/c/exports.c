@@ -88,6 +88,9 @@ RUST int roar_dup2(int oldfd, int newfd);
 RUST int roar_dup3(int oldfd, int newfd, int flags);
 
 RUST pid_t roar_vfork(void);
+RUST pid_t roar__Fork(void);
+RUST int roar_system(const char *command);
+RUST FILE *roar_popen(const char *command, const char *mode);
 RUST int roar_execve(const char *path, char *const argv[], char *const envp[]);
 RUST int roar_execvpe(const char *file, char *const argv[], char *const envp[]);
 RUST int roar_fexecve(int fd, char *const argv[], char *const envp[]);
@@ -218,6 +221,12 @@ EXPORT int dup3(int oldfd, int newfd, int flags) { return roar_dup3(oldfd, newfd
 /* ---- processes ------------------------------------------------------------ */
 
 EXPORT pid_t vfork(void) { return roar_vfork(); }
+/* glibc 2.34's fork without atfork handlers. */
+EXPORT pid_t _Fork(void) { return roar__Fork(); }
+
+/* glibc spawns these internally with the current environ. */
+EXPORT int system(const char *command) { return roar_system(command); }
+EXPORT FILE *popen(const char *command, const char *mode) { return roar_popen(command, mode); }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {

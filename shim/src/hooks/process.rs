@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use libc::{c_char, c_int, c_void, pid_t};
+use libc::{c_char, c_int, c_void, pid_t, FILE};
 use libc::{posix_spawn_file_actions_t as SpawnActions, posix_spawnattr_t as SpawnAttr};
 use roar_protocol::{Bytes, Message};
 
@@ -78,6 +78,77 @@ pub unsafe extern "C" fn roar_vfork() -> pid_t {
     };
     // SAFETY: plain fork; glibc runs the atfork handlers.
     unsafe { fork() }
+}
+
+/// `_Fork` runs no atfork handlers: the child must not write on the
+/// parent's connection.
+#[no_mangle]
+pub unsafe extern "C" fn roar__Fork() -> pid_t {
+    let Some(fork) = real::_Fork() else {
+        return enosys(-1);
+    };
+    // SAFETY: plain _Fork.
+    let pid = unsafe { fork() };
+    if pid == 0 {
+        conn::abandon_in_child();
+    }
+    pid
+}
+
+extern "C" {
+    static mut environ: *const *const c_char;
+}
+
+/// Runs `call` (system, popen: glibc spawns them with the current
+/// `environ`) with an environment that carries the tracing, when the program
+/// scrubbed its own. The program's `environ` is back in place afterwards.
+fn with_environ<R>(call: impl FnOnce() -> R) -> R {
+    let saved = sys::errno();
+    // SAFETY: reading the process's environ pointer.
+    let current = unsafe { *std::ptr::addr_of!(environ) };
+    // SAFETY: `current` is the process's environment array.
+    let repaired =
+        catch_unwind(AssertUnwindSafe(|| unsafe { env::repair(current) })).unwrap_or(None);
+    sys::set_errno(saved);
+    let Some(repaired) = repaired else {
+        return call();
+    };
+    // SAFETY: a NULL-terminated array that outlives the call.
+    unsafe { *std::ptr::addr_of_mut!(environ) = repaired.as_ptr() };
+    let ret = call();
+    let err = sys::errno();
+    // SAFETY: as above.
+    unsafe {
+        if *std::ptr::addr_of!(environ) == repaired.as_ptr() {
+            *std::ptr::addr_of_mut!(environ) = current;
+            drop(repaired);
+        } else {
+            // Another thread's setenv copied our entries: keep them alive.
+            std::mem::forget(repaired);
+        }
+    }
+    sys::set_errno(err);
+    ret
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_system(command: *const c_char) -> c_int {
+    let Some(real) = real::system() else {
+        return enosys(-1);
+    };
+    before_spawn();
+    // SAFETY: the caller's argument, forwarded unchanged.
+    with_environ(|| unsafe { real(command) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_popen(command: *const c_char, mode: *const c_char) -> *mut FILE {
+    let Some(real) = real::popen() else {
+        return enosys(std::ptr::null_mut());
+    };
+    before_spawn();
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    with_environ(|| unsafe { real(command, mode) })
 }
 
 #[no_mangle]
