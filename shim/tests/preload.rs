@@ -8,21 +8,33 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use roar_protocol::{check_preamble, decode, read_frame, Bytes, Message, PREAMBLE_LEN};
 
-/// `target/<profile>/libroar.so`, next to this test's `deps/` folder.
+/// `target/<profile>/libroar.so`, next to this test's `deps/` folder, built
+/// (or brought up to date) once per test run: `cargo test` alone does not
+/// build a cdylib that no test links.
 fn lib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().unwrap().parent().unwrap().join("libroar.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: build roar-shim first",
-        lib.display()
-    );
-    lib
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "-q", "-p", "roar-shim"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building roar-shim failed");
+            let lib = profile_dir.join("libroar.so");
+            assert!(lib.exists(), "{} is missing", lib.display());
+            lib
+        })
+        .clone()
 }
 
 fn scratch(name: &str) -> PathBuf {
