@@ -3,6 +3,8 @@
 //! checked. Needs `sh`, coreutils and `python3` (tests needing Python skip
 //! without it).
 
+#![cfg(target_os = "linux")]
+
 use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
