@@ -25,7 +25,10 @@ pub enum FrameError {
     /// The peer does not speak this protocol at all.
     BadMagic,
     /// The peer speaks another version of it.
-    Version { theirs: u32, ours: u32 },
+    Version {
+        theirs: u32,
+        ours: u32,
+    },
     /// A frame longer than [`MAX_FRAME_LEN`]; its bytes were skipped.
     TooLong(usize),
     Decode(String),
@@ -160,7 +163,10 @@ mod tests {
         stream.extend(encode(&Message::Exit { status: 1, t_ns: 0 }).unwrap());
         let mut r = &stream[..];
         let mut payload = Vec::new();
-        assert!(matches!(read_frame(&mut r, &mut payload), Err(FrameError::TooLong(_))));
+        assert!(matches!(
+            read_frame(&mut r, &mut payload),
+            Err(FrameError::TooLong(_))
+        ));
         assert!(read_frame(&mut r, &mut payload).unwrap());
         let m: Message = decode(&payload).unwrap();
         assert_eq!(m, Message::Exit { status: 1, t_ns: 0 });
@@ -173,7 +179,10 @@ mod tests {
         p[4] = 99;
         let err = check_preamble(&p).unwrap_err().to_string();
         assert!(err.contains("v99"), "{err}");
-        assert!(matches!(check_preamble(b"GET / HT"), Err(FrameError::BadMagic)));
+        assert!(matches!(
+            check_preamble(b"GET / HT"),
+            Err(FrameError::BadMagic)
+        ));
     }
 
     #[test]
