@@ -69,6 +69,10 @@ static OWN_FD: AtomicI32 = AtomicI32::new(-1);
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 /// The atfork prepare handler took the lock.
 static PREPARED: AtomicBool = AtomicBool::new(false);
+/// A forked child that has not connected yet: it connects with its first
+/// event, so a child that only execs costs no connection (the new image
+/// introduces itself with the same pid and parent).
+static PENDING: AtomicBool = AtomicBool::new(false);
 
 #[inline]
 pub fn active() -> bool {
@@ -125,13 +129,24 @@ unsafe fn state_mut() -> &'static mut State {
     unsafe { &mut *SHARED.state.get() }
 }
 
-/// Runs `f` on the state under the lock, unless the connection is gone.
-pub fn record(f: impl FnOnce(&mut State)) {
+/// Runs `f` on the state under the lock, unless the connection is gone. A
+/// forked child that has not connected yet connects first when `connect`.
+pub fn record(connect: bool, f: impl FnOnce(&mut State)) {
     let _held = Held::acquire();
     // SAFETY: the lock is held until `_held` drops, after the last use.
     let st = unsafe { state_mut() };
     if st.out.fd < 0 {
-        return;
+        if !connect || !PENDING.load(Ordering::Relaxed) {
+            return;
+        }
+        PENDING.store(false, Ordering::Relaxed);
+        match connect_and_greet() {
+            Ok(fd) => st.out.install(fd),
+            Err(_) => {
+                st.out.die(false);
+                return;
+            }
+        }
     }
     f(st);
     if st.out.len == 0 {
@@ -151,7 +166,7 @@ pub fn record(f: impl FnOnce(&mut State)) {
 
 /// Sends whatever is buffered.
 pub fn flush() {
-    record(|st| st.out.flush());
+    record(false, |st| st.out.flush());
 }
 
 /// Connects to the collector and greets it; `Err(errno)` on failure.
@@ -322,7 +337,8 @@ extern "C" fn after_fork_parent() {
     }
 }
 
-/// The child forgets the parent's connection and opens its own.
+/// The child forgets the parent's connection; it opens its own with its first
+/// event (see [`PENDING`]).
 extern "C" fn after_fork_child() {
     let prepared = PREPARED.swap(false, Ordering::Relaxed);
     SHARED.lock.store(false, Ordering::Release);
@@ -336,7 +352,8 @@ extern "C" fn after_fork_child() {
         }
         st.out.die(false);
         if was_active {
-            let _ = start();
+            PENDING.store(true, Ordering::Relaxed);
+            ACTIVE.store(true, Ordering::Relaxed);
         }
     }));
     if prepared {
@@ -353,6 +370,7 @@ pub fn abandon_in_child() {
         return;
     }
     ACTIVE.store(false, Ordering::Relaxed);
+    PENDING.store(false, Ordering::Relaxed);
     // SAFETY: the child is single-threaded here, and with ACTIVE false no
     // hook takes the lock again.
     let st = unsafe { state_mut() };

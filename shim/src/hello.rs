@@ -39,6 +39,15 @@ pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
     let _ = IDENTITY.set(Identity { exe, argv: args });
 }
 
+/// roar's own programs are never traced, even when started inside a traced
+/// job (a nested `roar run`, a launcher starting the collector).
+pub fn is_roar_itself() -> bool {
+    IDENTITY.get().is_some_and(|id| {
+        let name = id.exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        name == b"roar" || name == b"roar-collector"
+    })
+}
+
 /// The preamble followed by a Hello frame for the calling process, ready to
 /// send. A Hello too large for one frame loses argv entries from the end.
 pub fn greeting() -> Vec<u8> {

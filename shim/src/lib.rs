@@ -61,6 +61,13 @@ pub unsafe extern "C" fn roar_init(
         // Our own panics (none expected) must never print into the program's stderr.
         std::panic::set_hook(Box::new(|_| {}));
         real::resolve_all();
+        // SAFETY: glibc passes argc and the matching argv array.
+        unsafe { hello::capture(argc, argv) };
+        // roar's own programs stay untraced and pass no tracing on: no
+        // snapshot means no environment repair either.
+        if hello::is_roar_itself() {
+            return;
+        }
         // SAFETY: glibc passes the process's environment array.
         let snap = unsafe { env::capture(envp) };
         let Some(socket) = snap.socket.as_deref() else {
@@ -69,8 +76,6 @@ pub unsafe extern "C" fn roar_init(
             }
             return;
         };
-        // SAFETY: glibc passes argc and the matching argv array.
-        unsafe { hello::capture(argc, argv) };
         match conn::start() {
             Ok(()) => conn::register_fork_handlers(),
             Err(e) if snap.verbose => say(&format!(

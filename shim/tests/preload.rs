@@ -228,11 +228,13 @@ fn shell_chain_reports_every_process_with_absolute_paths() {
     );
     assert!(conn_of(&conns, "/mv").contains(&format!("RENAME {d}/y {d}/z")));
     assert!(conn_of(&conns, "/rm").contains(&format!("UNLINK {d}/x")));
-    // The forked shells exec'd the tools.
-    assert!(conns
-        .iter()
-        .flatten()
-        .any(|l| l.starts_with("EXEC /") && l.ends_with("/cat")));
+    // A forked shell that only execs connects no earlier than its new image,
+    // which introduces itself with the same pid: one connection per tool.
+    for tool in ["/cat", "/cp", "/mv", "/rm"] {
+        let (pid, _) = hello_pids(conn_of(&conns, tool));
+        let per_pid = conns.iter().filter(|c| hello_pids(c).0 == pid).count();
+        assert_eq!(per_pid, 1, "{tool}: {conns:#?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

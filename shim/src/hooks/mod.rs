@@ -19,6 +19,18 @@ use crate::{guard, sys};
 /// re-entered. errno is the same after as before.
 #[inline]
 pub fn observe(f: impl FnOnce(&mut State)) {
+    observe_with(true, f);
+}
+
+/// [`observe`] that skips a forked child which has not connected yet
+/// (its exec or spawn is told by the new image itself).
+#[inline]
+pub fn observe_connected(f: impl FnOnce(&mut State)) {
+    observe_with(false, f);
+}
+
+#[inline]
+fn observe_with(connect: bool, f: impl FnOnce(&mut State)) {
     if !conn::active() {
         return;
     }
@@ -26,7 +38,7 @@ pub fn observe(f: impl FnOnce(&mut State)) {
         return;
     };
     let saved = sys::errno();
-    let _ = catch_unwind(AssertUnwindSafe(|| conn::record(f)));
+    let _ = catch_unwind(AssertUnwindSafe(|| conn::record(connect, f)));
     sys::set_errno(saved);
 }
 

@@ -8,7 +8,7 @@ use libc::{c_char, c_int, c_void, pid_t, FILE};
 use libc::{posix_spawn_file_actions_t as SpawnActions, posix_spawnattr_t as SpawnAttr};
 use roar_protocol::{Bytes, Message};
 
-use super::{c_bytes, enosys, observe};
+use super::{c_bytes, enosys, observe, observe_connected};
 use crate::real::{self, MainFn};
 use crate::{conn, env, paths, sys};
 
@@ -22,7 +22,7 @@ enum Target {
 
 /// Reports the exec and sends everything buffered: the image is about to go.
 fn before_exec(target: Target) {
-    observe(|st| {
+    observe_connected(|st| {
         let path = match target {
             // SAFETY: the caller's path argument, valid for the whole hook.
             Target::Path(p) => match unsafe { c_bytes(p) } {
@@ -52,7 +52,7 @@ fn before_exec(target: Target) {
 /// Before a posix_spawn: the child says Hello itself; only flush, so the
 /// parent's earlier events reach the collector first.
 fn before_spawn() {
-    observe(|st| st.out.flush());
+    observe_connected(|st| st.out.flush());
 }
 
 /// Calls `call` with `envp`, or with a copy that carries the tracing again
