@@ -85,7 +85,8 @@ mod tests {
     #[test]
     fn timestamps_and_escapes() {
         assert_eq!(timestamp(0.0), "1970-01-01 00:00:00");
-        assert_eq!(timestamp(1_795_435_200.0), "2026-11-23 09:20:00");
+        assert_eq!(timestamp(1_795_435_200.0), "2026-11-23 12:00:00");
+        assert_eq!(timestamp(951_782_400.0), "2000-02-29 00:00:00");
         assert_eq!(safe("a\x1b[31mb"), "a\\u{1b}[31mb");
         assert_eq!(command(&["echo".into(), "a b".into()]), "echo 'a b'");
         assert_eq!(relative("/p/data.csv", "/p"), "data.csv");
