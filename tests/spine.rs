@@ -321,16 +321,33 @@ fn exit_status_and_signals_are_passed_through() {
     assert_eq!(out.status.code(), Some(143));
     assert_eq!(p.json(&["show", "@2"])["exit_status"], 143);
 
-    // A signal sent to roar reaches the command.
-    let mut child = p.command(&["run", "-q", "sleep", "30"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
-    assert_eq!(p.json(&["show", "@3"])["exit_status"], 143);
+    // Signals sent to roar reach the command; roar outlives them, records
+    // the job and exits as the command did.
+    for (step, (signal, status)) in [("TERM", 143), ("INT", 130), ("HUP", 129)]
+        .iter()
+        .enumerate()
+    {
+        let mut child = p.command(&["run", "-q", "sleep", "30"]).spawn().unwrap();
+        let started = Instant::now();
+        // Wait until the command runs under roar (its collector is up first).
+        while collector_pid(&p.file(".roar/roar.db")).is_none() {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(*status), "SIG{signal}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "SIG{signal} did not reach sleep"
+        );
+        let job = p.json(&["show", &format!("@{}", step + 3)]);
+        assert_eq!(job["exit_status"], *status);
+        assert_eq!(job["command"], serde_json::json!(["sleep", "30"]));
+    }
 }
 
 #[test]
@@ -500,6 +517,36 @@ fn init_in_a_git_repo_ignores_roar_dir_and_jobs_record_git_state() {
     assert_eq!(job["git"]["branch"], "main");
     assert_eq!(job["git"]["dirty"], true);
     assert_eq!(job["git"]["commit"].as_str().unwrap().len(), 40);
+}
+
+#[test]
+fn missing_shim_is_one_clear_error() {
+    let p = Project::new();
+    let lonely = tempfile::tempdir().unwrap();
+    let roar = lonely.path().join("roar");
+    std::fs::copy(roar_exe(), &roar).unwrap();
+    let out = clean(&mut Command::new(&roar))
+        .args(["run", "true"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("libroar.so") && err.contains("ROAR_SHIM"),
+        "{err}"
+    );
+    // ROAR_SHIM is the last place looked.
+    let out = clean(&mut Command::new(&roar))
+        .args(["run", "-q", "true"])
+        .env("ROAR_SHIM", bin_dir().join("libroar.so"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(p.json(&["log"]).as_array().unwrap().len(), 1);
 }
 
 #[test]
