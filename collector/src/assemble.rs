@@ -194,7 +194,9 @@ impl Assembler {
                         stats.hashed_files += 1;
                         stats.hashed_bytes += h.size;
                     }
-                    hashed_keys.push((h.key, h.hash.clone()));
+                    if !h.from_cache {
+                        hashed_keys.push((h.key, h.hash.clone()));
+                    }
                     records.push(Some(FileRecord {
                         path: path.as_os_str().as_bytes().to_vec(),
                         hash: h.hash,

@@ -393,22 +393,15 @@ impl Store {
                 "INSERT OR IGNORE INTO artifacts (hash, size, first_seen) VALUES (?1, ?2, ?3)",
             )?;
             let mut art_id = tx.prepare("SELECT id FROM artifacts WHERE hash = ?1")?;
-            let mut edge = |table: &str, f: &FileRecord| -> Result<()> {
-                art_insert.execute(params![f.hash, f.size as i64, now])?;
-                let id: i64 = art_id.query_row([&f.hash], |r| r.get(0))?;
-                tx.execute(
-                    &format!(
-                        "INSERT OR REPLACE INTO {table} (job_id, artifact_id, path) VALUES (?1, ?2, ?3)"
-                    ),
-                    params![job_id, id, f.path],
-                )?;
-                Ok(())
-            };
-            for f in &job.inputs {
-                edge("job_inputs", f)?;
-            }
-            for f in &job.outputs {
-                edge("job_outputs", f)?;
+            for (table, files) in [("job_inputs", &job.inputs), ("job_outputs", &job.outputs)] {
+                let mut edge = tx.prepare(&format!(
+                    "INSERT OR REPLACE INTO {table} (job_id, artifact_id, path) VALUES (?1, ?2, ?3)"
+                ))?;
+                for f in files {
+                    art_insert.execute(params![f.hash, f.size as i64, now])?;
+                    let id: i64 = art_id.query_row([&f.hash], |r| r.get(0))?;
+                    edge.execute(params![job_id, id, f.path])?;
+                }
             }
             let mut cache = tx.prepare(
                 "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
@@ -431,9 +424,11 @@ impl Store {
 
     pub fn cached_hash(&self, key: &FileKey) -> Result<Option<String>> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT hash FROM hash_cache WHERE dev = ?1 AND ino = ?2 AND size = ?3
                  AND mtime_ns = ?4 AND ctime_ns = ?5",
+            )?
+            .query_row(
                 params![
                     key.dev as i64,
                     key.ino as i64,
