@@ -567,3 +567,54 @@ fn unknown_command_and_bad_targets_fail_cleanly() {
         assert!(!text(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn concurrent_runs_in_one_project_all_land() {
+    let p = Project::new();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            p.command(&["run", "-q", "sh", "-c", &format!("echo {i} > out{i}.txt")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let log = p.json(&["log"]);
+    let mut steps: Vec<i64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["step"].as_i64().unwrap())
+        .collect();
+    steps.sort();
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    for step in 1..=4 {
+        let job = p.json(&["show", &format!("@{step}")]);
+        let outputs = paths(&job, "outputs");
+        assert_eq!(outputs.len(), 1, "{job}");
+        // Each job holds its own output, not a sibling's.
+        let script = job["command"][2].as_str().unwrap();
+        assert!(script.ends_with(&format!("> {}", outputs[0].rsplit('/').next().unwrap())));
+    }
+}
+
+#[test]
+fn corrupt_database_is_one_clear_error() {
+    let p = Project::new();
+    p.write(
+        ".roar/roar.db",
+        "this is not an SQLite database, not at all",
+    );
+    for args in [&["log"][..], &["run", "true"]] {
+        let out = p.roar(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("not a database") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}

@@ -90,8 +90,16 @@ fn start_collector(project: &Project, socket: &Path) -> Result<Child> {
     if line.trim() != "ready" {
         let _ = child.kill();
         let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let reason = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map_or("no reason given", |l| {
+                l.trim_start_matches("roar-collector: ")
+            });
         return Err(CliError::failure(format!(
-            "the collector did not start; see {}",
+            "the collector did not start: {reason} (log: {})",
             log_path.display()
         )));
     }

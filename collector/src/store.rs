@@ -269,11 +269,39 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Refuses a database roar did not make (before anything writes to it) or
+/// one from a newer roar, whose schema this build cannot read.
+fn check_is_ours(conn: &Connection) -> Result<()> {
+    let refuse = |msg: String| {
+        Err(Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            Some(msg),
+        ))
+    };
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return refuse(format!(
+            "written by a newer roar (schema v{version}, this build knows v{}); upgrade roar",
+            MIGRATIONS.len()
+        ));
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version == 0 && tables > 0 {
+        return refuse("not a roar database (it holds other tables)".into());
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
+        check_is_ours(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -597,6 +625,32 @@ mod tests {
             hash: hash.to_string().repeat(64),
             size: 3,
         }
+    }
+
+    #[test]
+    fn foreign_and_newer_databases_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (t TEXT)")
+            .unwrap();
+        let before = std::fs::read(&foreign).unwrap();
+        let err = Store::open(&foreign).err().unwrap().to_string();
+        assert!(err.contains("not a roar database"), "{err}");
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
+
+        let newer = dir.path().join("newer.db");
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(&newer).err().unwrap().to_string();
+        assert!(err.contains("newer roar"), "{err}");
+
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, "this is not sqlite at all, not even close").unwrap();
+        assert!(Store::open(&garbage).is_err());
     }
 
     #[test]
