@@ -618,3 +618,76 @@ fn corrupt_database_is_one_clear_error() {
         );
     }
 }
+
+#[test]
+fn config_is_validated_and_filters_follow_it() {
+    let p = Project::new();
+    let outside = tempfile::tempdir().unwrap();
+    let scratch = outside.path().join("scratch.txt");
+    std::fs::write(&scratch, "tmp data").unwrap();
+    p.write("in.txt", "project data");
+    let script = format!("cat in.txt {} > out.txt", scratch.display());
+
+    // Default: /tmp outside the project is dropped and counted, the project
+    // (itself under /tmp here) is kept.
+    p.run_ok(&["sh", "-c", &script]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(
+        paths(&job, "inputs"),
+        vec![p.file("in.txt").to_str().unwrap()]
+    );
+    assert_eq!(job["stats"]["filtered"]["tmp"], 1, "{}", job["stats"]);
+
+    let config = p.file(".roar/config.toml");
+    let before = std::fs::read_to_string(&config).unwrap();
+    for bad in [
+        &["config", "set", "filters.nope", "true"][..],
+        &["config", "set", "filters.ignore_tmp_files", "maybe"],
+        &["config", "get", "nope"],
+    ] {
+        let out = p.roar(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+    }
+    let get = |key: &str| text(&p.roar(&["config", "get", key]).stdout);
+    assert_eq!(get("filters.ignore_tmp_files"), "true\n");
+    assert!(p
+        .roar(&["config", "set", "filters.ignore_tmp_files", "false"])
+        .status
+        .success());
+    assert_eq!(get("filters.ignore_tmp_files"), "false\n");
+    let after = std::fs::read_to_string(&config).unwrap();
+    assert!(after.starts_with(&before), "comments kept: {after}");
+    let list = p.json(&["config", "list"]);
+    let tmp = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "filters.ignore_tmp_files")
+        .unwrap();
+    assert_eq!(
+        (tmp["value"].as_str(), tmp["default"].as_bool()),
+        (Some("false"), Some(false))
+    );
+
+    p.run_ok(&["sh", "-c", &script]);
+    let job = p.json(&["show", "@2"]);
+    entry(&job, "inputs", &scratch);
+
+    // A hand-broken file stops roar run before the command, with one line.
+    std::fs::write(&config, "[filters]\nignore_tmp_files = 7\n").unwrap();
+    let out = p.roar(&["run", "touch", "never.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("must be a boolean"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!p.file("never.txt").exists());
+}

@@ -1,5 +1,6 @@
 //! `roar`: record what a command actually read and wrote, as lineage.
 
+mod config_cmd;
 mod dag;
 mod error;
 mod git;
@@ -81,6 +82,19 @@ enum Cmd {
     },
     /// The session's jobs linked through the artifacts they share.
     Dag(JsonFlag),
+    /// Read and change .roar/config.toml (unknown keys and bad values are refused).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print one key's value (its default when unset).
+    Get { key: String },
+    /// Set one key, e.g. `roar config set filters.ignore_tmp_files false`.
+    Set { key: String, value: String },
+    /// Every key with its value and what it does.
+    List(JsonFlag),
 }
 
 fn cwd() -> Result<PathBuf> {
@@ -88,33 +102,41 @@ fn cwd() -> Result<PathBuf> {
         .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))
 }
 
-fn dispatch(cmd: Cmd) -> Result<i32> {
-    let traced = |args: RunArgs, kind| {
-        run::run(run::RunOptions {
-            argv: args.command,
-            kind,
-            quiet: args.quiet,
-            verbose: args.verbose,
-        })
-    };
-    match cmd {
-        Cmd::Init => {
-            let done = project::init(&cwd()?)?;
-            let dir = done.project.dir();
-            if done.created {
-                outln!("initialised roar project in {}", dir.display());
-            } else {
-                outln!("roar project already initialised in {}", dir.display());
-            }
-            if let Some(g) = done.gitignore {
-                outln!("added .roar/ to {}", g.display());
-            }
-            return Ok(0);
-        }
-        Cmd::Run(args) => return traced(args, "run"),
-        Cmd::Build(args) => return traced(args, "build"),
-        _ => {}
+fn traced(args: RunArgs, kind: &'static str) -> Result<i32> {
+    run::run(run::RunOptions {
+        argv: args.command,
+        kind,
+        quiet: args.quiet,
+        verbose: args.verbose,
+    })
+}
+
+fn init() -> Result<i32> {
+    let done = project::init(&cwd()?)?;
+    let dir = done.project.dir();
+    if done.created {
+        outln!("initialised roar project in {}", dir.display());
+    } else {
+        outln!("roar project already initialised in {}", dir.display());
     }
+    if let Some(g) = done.gitignore {
+        outln!("added .roar/ to {}", g.display());
+    }
+    Ok(0)
+}
+
+fn config(c: ConfigCmd) -> Result<i32> {
+    let project = Project::find(&cwd()?)?;
+    match c {
+        ConfigCmd::Get { key } => config_cmd::get(&project, &key)?,
+        ConfigCmd::Set { key, value } => config_cmd::set(&project, &key, &value)?,
+        ConfigCmd::List(f) => config_cmd::list(&project, f.json)?,
+    }
+    Ok(0)
+}
+
+/// The read-only queries over the lineage database.
+fn query(cmd: Cmd) -> Result<i32> {
     let cwd = cwd()?;
     let project = Project::find(&cwd)?;
     let store = project.open_store()?;
@@ -123,9 +145,21 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Status(f) => show::status(&store, &project.root, f.json)?,
         Cmd::Show { target, json } => show::show(&store, &cwd, &project.root, &target, json.json)?,
         Cmd::Dag(f) => dag::dag(&store, &project.root, f.json)?,
-        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) => unreachable!("handled above"),
+        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) | Cmd::Config(_) => {
+            unreachable!("dispatched elsewhere")
+        }
     }
     Ok(0)
+}
+
+fn dispatch(cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Init => init(),
+        Cmd::Run(args) => traced(args, "run"),
+        Cmd::Build(args) => traced(args, "build"),
+        Cmd::Config(c) => config(c),
+        query_cmd => query(query_cmd),
+    }
 }
 
 fn main() -> ExitCode {

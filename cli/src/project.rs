@@ -39,6 +39,10 @@ impl Project {
         self.root.join(DIR)
     }
 
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("config.toml")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir().join("roar.db")
     }
@@ -65,7 +69,7 @@ pub fn init(cwd: &Path) -> Result<Initialised> {
     let created = !dir.is_dir();
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
-    let config = dir.join("config.toml");
+    let config = project.config_path();
     if !config.exists() {
         std::fs::write(&config, CONFIG_HEADER)
             .map_err(|e| CliError::failure(format!("cannot write {}: {e}", config.display())))?;

@@ -155,6 +155,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))?;
     let project = Project::find(&cwd)?;
+    roar_collector::config::Config::load(&project.config_path()).map_err(CliError::usage)?;
     let shim = locate::shim()?;
     let token = random_hex(16);
     let socket_dir = SocketDir::create(&token)?;

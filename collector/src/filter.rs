@@ -1,9 +1,11 @@
-//! Decides which paths are lineage and which are noise. Each rule has a name;
-//! the job counts what each rule dropped.
+//! Decides which paths are lineage and which are noise. Each rule has a name
+//! and a config key; the job counts what each rule dropped.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::config::Config;
 
 /// Operating-system trees whose reads say nothing about a job's data.
 const SYSTEM_PREFIXES: &[&str] = &[
@@ -45,13 +47,40 @@ pub struct Filter {
     project_root: Option<PathBuf>,
     /// Paths of roar's own machinery (the `.roar/` folder, the socket folder).
     roar_dirs: Vec<PathBuf>,
+    system: bool,
+    packages: bool,
+    torch: Option<Vec<PathBuf>>,
+    /// `~/.cache` (or `$XDG_CACHE_HOME`) when library caches are dropped.
+    library_cache: Option<PathBuf>,
+    tmp: Option<Vec<PathBuf>>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 impl Filter {
-    pub fn new(project_root: Option<PathBuf>, roar_dirs: Vec<PathBuf>) -> Filter {
+    /// Rules as configured; home and temporary folders from the environment.
+    pub fn new(project_root: Option<PathBuf>, roar_dirs: Vec<PathBuf>, config: &Config) -> Filter {
+        let home = env_path("HOME");
+        let cache = env_path("XDG_CACHE_HOME").or_else(|| home.as_ref().map(|h| h.join(".cache")));
+        let mut tmp = vec![PathBuf::from("/tmp"), PathBuf::from("/var/tmp")];
+        tmp.extend(env_path("TMPDIR"));
+        let torch = home
+            .iter()
+            .map(|h| h.join(".triton"))
+            .chain(cache.iter().map(|c| c.join("torch")))
+            .collect();
         Filter {
             project_root,
             roar_dirs,
+            system: config.bool("filters.ignore_system_reads"),
+            packages: config.bool("filters.ignore_package_reads"),
+            torch: config.bool("filters.ignore_torch_cache").then_some(torch),
+            library_cache: cache.filter(|_| config.bool("filters.ignore_library_caches")),
+            tmp: config.bool("filters.ignore_tmp_files").then_some(tmp),
         }
     }
 
@@ -61,22 +90,48 @@ impl Filter {
         if self.roar_dirs.iter().any(|d| p.starts_with(d)) {
             return Some("roar");
         }
-        if p.components().any(|c| {
-            let c = c.as_os_str().as_encoded_bytes();
-            PACKAGE_COMPONENTS.iter().any(|n| n.as_bytes() == c) || is_stdlib_dir(c)
-        }) {
+        let components = || p.components().map(|c| c.as_os_str().as_bytes());
+        if self.packages
+            && components()
+                .any(|c| PACKAGE_COMPONENTS.iter().any(|n| n.as_bytes() == c) || is_stdlib_dir(c))
+        {
             return Some("package");
         }
-        let in_project = self
+        // Below here, rules about places: the project is never one of them.
+        if self
             .project_root
             .as_deref()
-            .is_some_and(|root| p.starts_with(root));
-        if !in_project
+            .is_some_and(|root| p.starts_with(root))
+        {
+            return None;
+        }
+        if let Some(dirs) = &self.torch {
+            if dirs.iter().any(|d| p.starts_with(d))
+                || components().any(|c| c.starts_with(b"torchinductor_"))
+            {
+                return Some("torch_cache");
+            }
+        }
+        if self
+            .library_cache
+            .as_deref()
+            .is_some_and(|c| p.starts_with(c))
+        {
+            return Some("library_cache");
+        }
+        if self.system
             && SYSTEM_PREFIXES
                 .iter()
                 .any(|s| path.starts_with(s.as_bytes()))
         {
             return Some("system");
+        }
+        if self
+            .tmp
+            .as_ref()
+            .is_some_and(|dirs| dirs.iter().any(|d| p.starts_with(d)))
+        {
+            return Some("tmp");
         }
         None
     }
@@ -93,12 +148,20 @@ fn is_stdlib_dir(component: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn filter(config: &str) -> Filter {
+        std::env::set_var("HOME", "/home/u");
+        std::env::remove_var("XDG_CACHE_HOME");
+        std::env::remove_var("TMPDIR");
+        Filter::new(
+            Some("/tmp/proj".into()),
+            vec!["/tmp/proj/.roar".into(), "/tmp/roar-sock".into()],
+            &Config::parse(config).unwrap(),
+        )
+    }
+
     #[test]
     fn drops_noise_but_never_the_project() {
-        let f = Filter::new(
-            Some("/usr/src/proj".into()),
-            vec!["/usr/src/proj/.roar".into(), "/tmp/roar-sock".into()],
-        );
+        let f = filter("");
         assert_eq!(f.drop_reason(b"/etc/ld.so.cache"), Some("system"));
         assert_eq!(
             f.drop_reason(b"/usr/lib/x86_64-linux-gnu/libc.so.6"),
@@ -109,13 +172,43 @@ mod tests {
             Some("package")
         );
         assert_eq!(
-            f.drop_reason(b"/home/u/p/.venv/lib/python3.11/site-packages/np/__init__.py"),
+            f.drop_reason(b"/tmp/proj/.venv/lib/python3.11/site-packages/np/__init__.py"),
             Some("package")
         );
-        assert_eq!(f.drop_reason(b"/usr/src/proj/.roar/roar.db"), Some("roar"));
+        assert_eq!(f.drop_reason(b"/tmp/proj/.roar/roar.db"), Some("roar"));
         assert_eq!(f.drop_reason(b"/tmp/roar-sock/s"), Some("roar"));
-        assert_eq!(f.drop_reason(b"/usr/src/proj/data.csv"), None);
-        assert_eq!(f.drop_reason(b"/tmp/work/train.py"), None);
+        assert_eq!(f.drop_reason(b"/tmp/proj/data.csv"), None);
+        assert_eq!(f.drop_reason(b"/tmp/other/scratch.bin"), Some("tmp"));
+        assert_eq!(
+            f.drop_reason(b"/home/u/.cache/pip/x.whl"),
+            Some("library_cache")
+        );
+        assert_eq!(
+            f.drop_reason(b"/home/u/.cache/torch/hub/m.pt"),
+            Some("torch_cache")
+        );
+        assert_eq!(
+            f.drop_reason(b"/tmp/torchinductor_u/ab/c.py"),
+            Some("torch_cache")
+        );
         assert_eq!(f.drop_reason(b"/data/python-notes.txt"), None);
+    }
+
+    #[test]
+    fn each_rule_follows_its_key() {
+        let f = filter(
+            "[filters]\nignore_system_reads = false\nignore_package_reads = false\n\
+             ignore_torch_cache = false\nignore_library_caches = false\nignore_tmp_files = false\n",
+        );
+        for p in [
+            &b"/etc/hosts"[..],
+            b"/usr/lib/python3.11/os.py",
+            b"/home/u/.cache/torch/m.pt",
+            b"/home/u/.cache/pip/x.whl",
+            b"/tmp/other/scratch.bin",
+        ] {
+            assert_eq!(f.drop_reason(p), None, "{}", String::from_utf8_lossy(p));
+        }
+        assert_eq!(f.drop_reason(b"/tmp/proj/.roar/roar.db"), Some("roar"));
     }
 }

@@ -3,6 +3,7 @@
 
 mod assemble;
 pub mod classify;
+pub mod config;
 pub mod filter;
 pub mod hash;
 mod pathnorm;

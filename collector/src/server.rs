@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 use roar_protocol::Reply;
 
 use crate::assemble::Assembler;
+use crate::config::Config;
 use crate::filter::Filter;
 use crate::reader::{read_connection, Input};
 use crate::store::Store;
@@ -44,7 +45,11 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     if let Some(root) = &opts.project_root {
         roar_dirs.push(root.join(".roar"));
     }
-    let filter = Filter::new(opts.project_root.clone(), roar_dirs);
+    let config = match &opts.project_root {
+        Some(root) => Config::load(&root.join(".roar/config.toml"))?,
+        None => Config::default(),
+    };
+    let filter = Filter::new(opts.project_root.clone(), roar_dirs, &config);
 
     let (tx, rx) = bounded::<Input>(CHANNEL_CAPACITY);
     let acceptor_tx = tx.clone();

@@ -1,0 +1,253 @@
+//! `.roar/config.toml`: the known keys, their types and defaults, reading
+//! with validation, and edits that keep the user's comments and layout.
+
+use std::path::Path;
+
+use toml_edit::{DocumentMut, Item, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+}
+
+/// One configuration key.
+pub struct KeySpec {
+    /// Dotted: `table.key`.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "filters.ignore_system_reads",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "drop reads of operating-system trees (/proc, /sys, /dev, /etc, /usr, ...)",
+    },
+    KeySpec {
+        name: "filters.ignore_package_reads",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "drop interpreter, site-packages, virtualenv, conda and pyenv reads",
+    },
+    KeySpec {
+        name: "filters.ignore_torch_cache",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "drop torch and triton caches (~/.cache/torch, ~/.triton, torchinductor_*)",
+    },
+    KeySpec {
+        name: "filters.ignore_library_caches",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "drop library caches under ~/.cache (pip, huggingface, matplotlib, ...)",
+    },
+    KeySpec {
+        name: "filters.ignore_tmp_files",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "drop files under /tmp and /var/tmp outside the project",
+    },
+];
+
+pub fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The configuration in force: the file's values over the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    doc: DocumentMut,
+}
+
+fn item<'a>(doc: &'a DocumentMut, name: &str) -> Option<&'a Item> {
+    let mut item = doc.as_item();
+    for part in name.split('.') {
+        item = item.get(part)?;
+    }
+    Some(item)
+}
+
+/// Every leaf key of the document, dotted.
+fn leaf_keys(prefix: &str, item: &Item, out: &mut Vec<String>) {
+    if let Some(table) = item.as_table_like() {
+        for (k, v) in table.iter() {
+            let name = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            leaf_keys(&name, v, out);
+        }
+    } else {
+        out.push(prefix.to_string());
+    }
+}
+
+fn check_value(spec: &KeySpec, value: &Item) -> Result<(), String> {
+    let ok = match spec.kind {
+        Kind::Bool => value.as_bool().is_some(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} must be {} (true or false)",
+            spec.name,
+            kind_name(spec.kind)
+        ))
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "a boolean",
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            doc: DocumentMut::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text: unknown keys and ill-typed values are errors.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+            e.to_string().lines().next().unwrap_or("").to_string()
+        })?;
+        let mut keys = Vec::new();
+        leaf_keys("", doc.as_item(), &mut keys);
+        for key in keys {
+            let spec = spec(&key).ok_or_else(|| format!("unknown key {key}"))?;
+            check_value(spec, item(&doc, &key).expect("listed keys exist"))?;
+        }
+        Ok(Config { doc })
+    }
+
+    /// Reads `path`; a missing file is the defaults.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// The value of a known key as TOML text, and whether it is the default.
+    pub fn get(&self, name: &str) -> Result<(String, bool), String> {
+        let spec = spec(name).ok_or_else(|| unknown(name))?;
+        Ok(match item(&self.doc, name).and_then(Item::as_value) {
+            Some(v) => (v.clone().decorated("", "").to_string(), false),
+            None => (spec.default.to_string(), true),
+        })
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        let (value, _) = self.get(name).expect("bool() is called with known keys");
+        value == "true"
+    }
+
+    /// Sets a known key from its command-line text; the document keeps its
+    /// comments and the order of everything else.
+    pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let spec = spec(name).ok_or_else(|| unknown(name))?;
+        let value: Value = match spec.kind {
+            Kind::Bool => match text {
+                "true" => true.into(),
+                "false" => false.into(),
+                other => {
+                    return Err(format!(
+                        "{name} must be {} (true or false), not {other:?}",
+                        kind_name(spec.kind)
+                    ))
+                }
+            },
+        };
+        let (table, key) = name.rsplit_once('.').expect("keys are dotted");
+        if self.doc.as_table().is_empty() {
+            // A comments-only file keeps them as trailing text; keep them on
+            // top, above the first table.
+            let header = self.doc.trailing().as_str().unwrap_or("").to_string();
+            self.doc.set_trailing("");
+            let mut first = toml_edit::Table::new();
+            first.decor_mut().set_prefix(header);
+            let top = table.split('.').next().expect("non-empty");
+            self.doc[top] = Item::Table(first);
+        }
+        let mut item = self.doc.as_item_mut();
+        for part in table.split('.') {
+            if item.get(part).is_none() {
+                item[part] = toml_edit::table();
+            }
+            item = &mut item[part];
+        }
+        item[key] = toml_edit::value(value);
+        Ok(())
+    }
+
+    /// Writes the document atomically (a temporary file renamed over `path`).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, self.doc.to_string())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+fn unknown(name: &str) -> String {
+    let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    format!("unknown key {name} (known keys: {})", known.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_values_and_validation() {
+        let c = Config::parse("# mine\n[filters]\nignore_tmp_files = false\n").unwrap();
+        assert!(!c.bool("filters.ignore_tmp_files"));
+        assert!(c.bool("filters.ignore_system_reads"));
+        assert_eq!(
+            c.get("filters.ignore_system_reads").unwrap(),
+            ("true".into(), true)
+        );
+        assert!(Config::parse("[filters]\nnope = true\n")
+            .unwrap_err()
+            .contains("unknown key filters.nope"));
+        assert!(Config::parse("[filters]\nignore_tmp_files = 3\n")
+            .unwrap_err()
+            .contains("must be a boolean"));
+        assert!(Config::parse("[filters\n").is_err());
+    }
+
+    #[test]
+    fn set_keeps_comments_and_refuses_bad_input() {
+        let mut c =
+            Config::parse("# keep me\n[filters]\n# and me\nignore_tmp_files = true\n").unwrap();
+        c.set("filters.ignore_tmp_files", "false").unwrap();
+        c.set("filters.ignore_torch_cache", "false").unwrap();
+        let text = c.doc.to_string();
+        assert!(
+            text.contains("# keep me") && text.contains("# and me"),
+            "{text}"
+        );
+        assert!(text.contains("ignore_tmp_files = false"), "{text}");
+        let again = Config::parse(&text).unwrap();
+        assert!(!again.bool("filters.ignore_torch_cache"));
+        assert!(c.set("filters.ignore_tmp_files", "yes").is_err());
+        assert!(c.set("filters.bogus", "true").is_err());
+        let mut fresh = Config::default();
+        fresh.set("filters.ignore_package_reads", "false").unwrap();
+        assert_eq!(
+            fresh.doc.to_string(),
+            "[filters]\nignore_package_reads = false\n"
+        );
+    }
+}
