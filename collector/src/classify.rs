@@ -37,7 +37,8 @@ pub fn classify<'a>(events: impl IntoIterator<Item = &'a FileEvent>) -> AccessSe
     for ev in events {
         match ev {
             FileEvent::Open { path, access: a } => {
-                if a & access::DIRECTORY != 0 {
+                // Directories, and O_PATH handles that read and write nothing.
+                if a & access::DIRECTORY != 0 || a & (access::READ | access::WRITE) == 0 {
                     continue;
                 }
                 let s = state.entry(path).or_default();

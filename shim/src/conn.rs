@@ -352,6 +352,7 @@ extern "C" fn after_fork_child() {
         }
         st.out.die(false);
         if was_active {
+            hello::forked();
             PENDING.store(true, Ordering::Relaxed);
             ACTIVE.store(true, Ordering::Relaxed);
         }

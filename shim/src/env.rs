@@ -108,24 +108,30 @@ pub unsafe fn capture(envp: *const *const c_char) -> &'static Snapshot {
             self_path = e.clone();
         }
     }
-    if !self_path.is_empty() && self_path[0] != b'/' {
-        // A relative preload path would break after the first chdir.
-        let mut cwd = vec![0u8; crate::paths::PATH_MAX];
-        let n = crate::sys::getcwd(&mut cwd);
-        if n > 0 {
-            cwd.truncate(n);
-            cwd.push(b'/');
-            cwd.extend_from_slice(self_path.strip_prefix(b"./").unwrap_or(&self_path));
-            self_path = cwd;
-        }
-    }
     SNAPSHOT.get_or_init(|| Snapshot {
-        socket,
+        // Relative paths would break after the first chdir.
+        socket: socket.map(absolute),
+        self_path: absolute(self_path),
         job,
         verbose,
-        self_path,
         self_entries,
     })
+}
+
+/// `path` against the current directory when it is relative.
+fn absolute(path: Vec<u8>) -> Vec<u8> {
+    if path.is_empty() || path[0] == b'/' {
+        return path;
+    }
+    let mut cwd = vec![0u8; crate::paths::PATH_MAX];
+    let n = crate::sys::getcwd(&mut cwd);
+    if n == 0 {
+        return path;
+    }
+    cwd.truncate(n);
+    cwd.push(b'/');
+    cwd.extend_from_slice(path.strip_prefix(b"./").unwrap_or(&path));
+    cwd
 }
 
 impl Snapshot {

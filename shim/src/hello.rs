@@ -2,6 +2,7 @@
 //! of every connection (at load, in a forked child, after a reconnect).
 
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
 use libc::{c_char, c_int};
@@ -15,6 +16,15 @@ struct Identity {
 }
 
 static IDENTITY: OnceLock<Identity> = OnceLock::new();
+/// The parent at fork time, for a forked child that connects later: by then
+/// its parent may have exited and `getppid()` would name the reaper.
+static PARENT_AT_FORK: AtomicI32 = AtomicI32::new(0);
+
+/// Called in the child right after fork.
+pub fn forked() {
+    // SAFETY: plain getppid call.
+    PARENT_AT_FORK.store(unsafe { libc::getppid() }, Ordering::Relaxed);
+}
 
 /// Records exe and argv (copied: programs may rewrite their argv area).
 ///
@@ -56,7 +66,11 @@ pub fn greeting() -> Vec<u8> {
     let mut cwd = [0u8; paths::PATH_MAX];
     let cwd_len = sys::getcwd(&mut cwd);
     // SAFETY: plain getpid/getppid calls.
-    let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+    let (pid, mut ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+    let at_fork = PARENT_AT_FORK.load(Ordering::Relaxed);
+    if at_fork != 0 {
+        ppid = at_fork;
+    }
     let argv: Vec<Bytes> = id.map_or(Vec::new(), |id| {
         id.argv.iter().map(|a| Bytes::borrowed(a)).collect()
     });

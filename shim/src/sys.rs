@@ -58,6 +58,8 @@ pub fn send_all(fd: c_int, mut data: &[u8]) -> Result<(), c_int> {
     Ok(())
 }
 
+const SEND_TIMEOUT_S: libc::time_t = 5;
+
 /// Connects a close-on-exec stream socket to `path`, on a high fd.
 pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
     // SAFETY: a zeroed sockaddr_un is a valid value.
@@ -74,6 +76,22 @@ pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
     if fd < 0 {
         return Err(errno());
     }
+    // A collector that stops reading must not hang the program: a send that
+    // cannot progress for this long fails, and the shim goes passive.
+    let timeout = libc::timeval {
+        tv_sec: SEND_TIMEOUT_S,
+        tv_usec: 0,
+    };
+    // SAFETY: `timeout` is a valid timeval of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     loop {
         // SAFETY: `addr` is an initialised sockaddr_un of `len` bytes.

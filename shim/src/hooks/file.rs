@@ -6,8 +6,12 @@ use roar_protocol::{access, Bytes, Message};
 use super::{c_bytes, enosys, observe};
 use crate::{paths, real, sys};
 
-/// Access bits of an `open` flags word.
+/// Access bits of an `open` flags word. An `O_PATH` descriptor reads and
+/// writes nothing: no access bits.
 fn open_access(flags: c_int) -> u8 {
+    if flags & libc::O_PATH != 0 {
+        return 0;
+    }
     let mut a = match flags & libc::O_ACCMODE {
         libc::O_RDONLY => access::READ,
         libc::O_WRONLY => access::WRITE,
@@ -248,10 +252,13 @@ pub unsafe extern "C" fn roar_renameat2(
     // SAFETY: the caller's arguments, forwarded unchanged.
     let ret = unsafe { real(fromfd, from, tofd, to, flags) };
     if ret == 0 {
-        // RENAME_EXCHANGE swaps the two: seen as a rename each way.
-        renamed(fromfd, from, tofd, to);
         if flags & libc::RENAME_EXCHANGE != 0 {
-            renamed(tofd, to, fromfd, from);
+            // The two swapped contents: each path now holds what the other
+            // held, as if linked from it (two renames would cancel out).
+            linked(Some(fromfd), from, tofd, to);
+            linked(Some(tofd), to, fromfd, from);
+        } else {
+            renamed(fromfd, from, tofd, to);
         }
     }
     ret

@@ -235,7 +235,8 @@ pub unsafe extern "C" fn roar_posix_spawnp(
 fn exiting(status: c_int) {
     observe(|st| {
         st.out.push(&Message::Exit {
-            status,
+            // What the parent's wait will see.
+            status: status & 0xff,
             t_ns: sys::now_ns(),
         });
         st.out.flush();

@@ -1,0 +1,124 @@
+//! The shim under conditions a traced program may create: a collector that
+//! stops reading, swapped files, out-of-range exit codes.
+
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use roar_tests::*;
+
+#[test]
+fn a_collector_that_stops_reading_does_not_hang_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("stalled.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // Accepts every connection and never reads from it.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let program = "import os\nfor i in range(100000):\n    os.close(os.open('/dev/null', os.O_RDONLY))\nprint('done')";
+    let mut child = clean(&mut Command::new("python3"))
+        .args(["-c", program])
+        .env("LD_PRELOAD", bin_dir().join("libroar.so"))
+        .env("ROAR_SOCKET", &socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the traced program hung behind a stalled collector");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(out, "done\n");
+    assert_eq!(err, "");
+}
+
+#[test]
+fn swapped_files_are_both_outputs_with_their_new_content() {
+    if !have("cc") {
+        return;
+    }
+    let p = Project::new();
+    p.write(
+        "swap.c",
+        r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+int main(void) {
+    FILE *f = fopen("x.txt", "w"); fputs("new\n", f); fclose(f);
+    return renameat2(AT_FDCWD, "x.txt", AT_FDCWD, "y.txt", RENAME_EXCHANGE) != 0;
+}
+"#,
+    );
+    p.write("y.txt", "old\n");
+    let built = Command::new("cc")
+        .args(["-o", "swap", "swap.c"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    p.run_ok(&["./swap"]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(std::fs::read_to_string(p.file("y.txt")).unwrap(), "new\n");
+    assert_eq!(
+        entry(&job, "outputs", &p.file("y.txt"))["hash"],
+        b3(&p.file("y.txt"))
+    );
+    assert_eq!(
+        entry(&job, "outputs", &p.file("x.txt"))["hash"],
+        b3(&p.file("x.txt"))
+    );
+}
+
+#[test]
+fn exit_codes_are_recorded_as_the_parent_sees_them() {
+    let p = Project::new();
+    let inner = "import os; os._exit(257)";
+    let outer = format!(
+        "import subprocess, sys; sys.exit(subprocess.run(['python3', '-c', {inner:?}]).returncode)"
+    );
+    let out = p.roar(&["run", "python3", "-c", &outer]);
+    assert_eq!(out.status.code(), Some(1));
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(job["exit_status"], 1);
+    let statuses: Vec<_> = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pr| {
+            // The interpreter itself, not a launcher shim forwarding its argv.
+            let exe = pr["exe"].as_str().unwrap_or("");
+            exe.rsplit('/').next().unwrap_or("").starts_with("python")
+                && pr["argv"].to_string().contains("_exit(257)")
+        })
+        .map(|pr| pr["exit_status"].clone())
+        .collect();
+    assert!(!statuses.is_empty(), "{}", job["processes"]);
+    assert!(statuses.iter().all(|s| s == 1), "{statuses:?}");
+}
