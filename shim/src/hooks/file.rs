@@ -207,35 +207,36 @@ fn renamed(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char) {
     });
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn roar_rename(from: *const c_char, to: *const c_char) -> c_int {
-    let Some(real) = real::rename() else {
-        return enosys(-1);
+/// Hooks whose effect is recorded only when the call succeeded (returned 0).
+macro_rules! on_success_hooks {
+    ($($entry:ident => $real:ident($($arg:ident: $ty:ty),*) records $record:expr;)*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $entry($($arg: $ty),*) -> c_int {
+                let Some(real) = real::$real() else {
+                    return enosys(-1);
+                };
+                // SAFETY: the caller's arguments, forwarded unchanged.
+                let ret = unsafe { real($($arg),*) };
+                if ret == 0 {
+                    $record;
+                }
+                ret
+            }
+        )*
     };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(from, to) };
-    if ret == 0 {
-        renamed(AT_FDCWD, from, AT_FDCWD, to);
-    }
-    ret
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn roar_renameat(
-    fromfd: c_int,
-    from: *const c_char,
-    tofd: c_int,
-    to: *const c_char,
-) -> c_int {
-    let Some(real) = real::renameat() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(fromfd, from, tofd, to) };
-    if ret == 0 {
-        renamed(fromfd, from, tofd, to);
-    }
-    ret
+on_success_hooks! {
+    roar_rename => rename(from: *const c_char, to: *const c_char) records renamed(AT_FDCWD, from, AT_FDCWD, to);
+    roar_renameat => renameat(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char) records renamed(fromfd, from, tofd, to);
+    roar_unlink => unlink(path: *const c_char) records removed(AT_FDCWD, path);
+    roar_unlinkat => unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) records removed(dirfd, path);
+    roar_rmdir => rmdir(path: *const c_char) records removed(AT_FDCWD, path);
+    roar_link => link(from: *const c_char, to: *const c_char) records linked(Some(AT_FDCWD), from, AT_FDCWD, to);
+    roar_linkat => linkat(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char, flags: c_int) records linked(Some(fromfd), from, tofd, to);
+    roar_symlink => symlink(target: *const c_char, to: *const c_char) records linked(None, target, AT_FDCWD, to);
+    roar_symlinkat => symlinkat(target: *const c_char, tofd: c_int, to: *const c_char) records linked(None, target, tofd, to);
 }
 
 #[no_mangle]
@@ -279,45 +280,6 @@ fn removed(dirfd: c_int, path: *const c_char) {
     });
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn roar_unlink(path: *const c_char) -> c_int {
-    let Some(real) = real::unlink() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(path) };
-    if ret == 0 {
-        removed(AT_FDCWD, path);
-    }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-    let Some(real) = real::unlinkat() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(dirfd, path, flags) };
-    if ret == 0 {
-        removed(dirfd, path);
-    }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_rmdir(path: *const c_char) -> c_int {
-    let Some(real) = real::rmdir() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(path) };
-    if ret == 0 {
-        removed(AT_FDCWD, path);
-    }
-    ret
-}
-
 /// Records a successful link. A symlink's `from` is its target text as
 /// given (`fromfd` is `None`); a hard link's is resolved like `to`.
 fn linked(fromfd: Option<c_int>, from: *const c_char, tofd: c_int, to: *const c_char) {
@@ -338,68 +300,6 @@ fn linked(fromfd: Option<c_int>, from: *const c_char, tofd: c_int, to: *const c_
             t_ns: sys::now_ns(),
         });
     });
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_link(from: *const c_char, to: *const c_char) -> c_int {
-    let Some(real) = real::link() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(from, to) };
-    if ret == 0 {
-        linked(Some(AT_FDCWD), from, AT_FDCWD, to);
-    }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_linkat(
-    fromfd: c_int,
-    from: *const c_char,
-    tofd: c_int,
-    to: *const c_char,
-    flags: c_int,
-) -> c_int {
-    let Some(real) = real::linkat() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(fromfd, from, tofd, to, flags) };
-    if ret == 0 {
-        linked(Some(fromfd), from, tofd, to);
-    }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_symlink(target: *const c_char, to: *const c_char) -> c_int {
-    let Some(real) = real::symlink() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(target, to) };
-    if ret == 0 {
-        linked(None, target, AT_FDCWD, to);
-    }
-    ret
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_symlinkat(
-    target: *const c_char,
-    tofd: c_int,
-    to: *const c_char,
-) -> c_int {
-    let Some(real) = real::symlinkat() else {
-        return enosys(-1);
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let ret = unsafe { real(target, tofd, to) };
-    if ret == 0 {
-        linked(None, target, tofd, to);
-    }
-    ret
 }
 
 /// After a successful chdir/fchdir: refresh the cached cwd and report it.
