@@ -88,6 +88,7 @@ fn bad_frames_are_dropped_and_version_mismatch_reported() {
             exit_status: 0,
             root_pid: 4242,
             git: None,
+            root_untraced: None,
         }),
     );
     let mut payload = Vec::new();

@@ -122,3 +122,119 @@ fn exit_codes_are_recorded_as_the_parent_sees_them() {
     assert!(!statuses.is_empty(), "{}", job["processes"]);
     assert!(statuses.iter().all(|s| s == 1), "{statuses:?}");
 }
+
+/// Builds `src` (C) into `name` in the project with extra compiler flags.
+fn build_c(p: &Project, name: &str, src: &str, flags: &[&str]) -> bool {
+    p.write(&format!("{name}.c"), src);
+    Command::new("cc")
+        .args(flags)
+        .args(["-o", name, &format!("{name}.c")])
+        .current_dir(p.path())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const WRITER: &str = r#"#include <stdio.h>
+int main(void) { FILE *f = fopen(OUT, "w"); fputs("x\n", f); fclose(f); puts(OUT); return 0; }
+"#;
+
+#[test]
+fn untraceable_executables_are_reported_with_the_reason() {
+    if !have("cc") {
+        return;
+    }
+    let p = Project::new();
+    let static_ok = build_c(&p, "st", WRITER, &["-static", "-DOUT=\"static_out.txt\""]);
+    assert!(static_ok, "cc -static failed (libc6-dev provides libc.a)");
+    // A Go build-id note (what Go's linker writes) on a C program.
+    let go_note = "__asm__(\".section .note.go.buildid,\\\"a\\\",@note\\n.balign 4\\n.long 4\\n\
+                   .long 8\\n.long 4\\n.asciz \\\"Go\\\"\\n.balign 4\\n.ascii \\\"abcdefgh\\\"\\n.previous\\n\");\n";
+    assert!(build_c(
+        &p,
+        "fakego",
+        &format!("{go_note}{WRITER}"),
+        &["-DOUT=\"go_out.txt\""]
+    ));
+    assert!(build_c(&p, "plain", WRITER, &["-DOUT=\"plain_out.txt\""]));
+
+    let out = p.roar(&["run", "sh", "-c", "./st && env ./fakego && ./plain"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "static_out.txt\ngo_out.txt\nplain_out.txt\n"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("untraced:") && err.contains("statically linked"),
+        "{err}"
+    );
+
+    let job = p.json(&["show", "@1"]);
+    let untraced = job["untraced"].as_array().unwrap();
+    let reason_of = |name: &str| {
+        untraced
+            .iter()
+            .find(|u| u["exe"] == p.file(name).to_str().unwrap())
+            .map(|u| u["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(reason_of("st").as_deref(), Some("static"), "{untraced:?}");
+    assert_eq!(reason_of("fakego").as_deref(), Some("go"), "{untraced:?}");
+    assert_eq!(reason_of("plain"), None);
+    assert_eq!(untraced.len(), 2);
+    // What the static binary wrote is invisible; the others' writes are not.
+    let outputs = paths(&job, "outputs");
+    assert!(!outputs.iter().any(|o| o.ends_with("static_out.txt")));
+    assert!(outputs.iter().any(|o| o.ends_with("go_out.txt")));
+    assert!(outputs.iter().any(|o| o.ends_with("plain_out.txt")));
+
+    // The command roar starts itself is checked too.
+    let out = p.roar(&["run", "./st"]);
+    assert!(
+        text(&out.stderr).contains("statically linked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let job = p.json(&["show", "@2"]);
+    assert_eq!(
+        job["untraced"],
+        serde_json::json!([{"exe": p.file("st").to_str().unwrap(), "reason": "static"}])
+    );
+}
+
+#[test]
+fn setuid_executables_are_reported_unless_the_mount_ignores_setuid() {
+    let p = Project::new();
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0");
+    if !is_root {
+        return;
+    }
+    let exe = p.file("suidcat");
+    std::fs::copy("/bin/cat", &exe).unwrap();
+    let setup = Command::new("sh")
+        .args(["-c", "chown nobody suidcat && chmod u+s suidcat"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(setup.success());
+    p.write("in.txt", "data\n");
+    let out = p.roar(&["run", "./suidcat", "in.txt"]);
+    assert_eq!(text(&out.stdout), "data\n");
+    let job = p.json(&["show", "@1"]);
+    let nosuid = Command::new("findmnt")
+        .args(["-no", "OPTIONS", "-T"])
+        .arg(p.path())
+        .output()
+        .is_ok_and(|o| text(&o.stdout).contains("nosuid"));
+    if nosuid {
+        assert_eq!(job["untraced"], serde_json::json!([]));
+        entry(&job, "inputs", &p.file("in.txt"));
+    } else {
+        assert_eq!(
+            job["untraced"],
+            serde_json::json!([{"exe": exe.to_str().unwrap(), "reason": "setuid"}])
+        );
+    }
+}

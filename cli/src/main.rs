@@ -13,6 +13,7 @@ mod show;
 mod signals;
 mod summary;
 mod target;
+mod untraced;
 mod view;
 
 use std::ffi::OsString;

@@ -167,6 +167,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     let forwarder = signals::Forwarder::install()
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
 
+    let root_untraced = crate::untraced::check(&opts.argv[0]);
     let started_at = now_unix();
     let mut child = match spawn_command(&opts, &shim, &socket, &token) {
         Ok(c) => c,
@@ -198,6 +199,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
         exit_status,
         root_pid: root_pid as i32,
         git: git.join().ok().flatten(),
+        root_untraced,
     };
     let reply = finish_job(&socket, meta);
     let _ = collector.wait();

@@ -55,6 +55,9 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
             );
         }
     }
+    for u in &j.untraced {
+        outln!("  untraced  {} ({})", safe(&u.exe), u.reason.explain());
+    }
     let procs = store.job_processes(j.id)?;
     outln!("  processes ({})", procs.len());
     for p in &procs {

@@ -5,7 +5,7 @@ use std::path::Path;
 use roar_collector::store::{JobFile, Store};
 
 use crate::error::Result;
-use crate::human::{duration, plural, relative, short_hash};
+use crate::human::{duration, plural, relative, safe, short_hash};
 
 fn list(title: &str, files: &[JobFile], root: &str) {
     for f in files {
@@ -36,6 +36,9 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
         line.push_str(&format!(", exit status {}", job.exit_status));
     }
     eprintln!("{line}");
+    for u in &job.untraced {
+        eprintln!("roar: untraced: {} ({})", safe(&u.exe), u.reason.explain());
+    }
     for w in &s.warnings {
         eprintln!("roar: warning: {w}");
     }

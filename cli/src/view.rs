@@ -53,7 +53,10 @@ pub fn job_detail(store: &Store, j: &Job) -> Result<Value> {
     let outputs: Vec<Value> = store.job_outputs(j.id)?.iter().map(file).collect();
     o.insert("inputs".into(), json!(inputs));
     o.insert("outputs".into(), json!(outputs));
-    o.insert("untraced".into(), json!([]));
+    o.insert(
+        "untraced".into(),
+        serde_json::to_value(&j.untraced).expect("untraced serialise"),
+    );
     o.insert(
         "stats".into(),
         serde_json::to_value(&j.stats).expect("stats serialise"),

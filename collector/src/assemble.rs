@@ -7,13 +7,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use roar_protocol::JobMeta;
+use roar_protocol::{JobMeta, UntracedReason};
 
 use crate::classify::{classify, FileEvent};
 use crate::filter::Filter;
 use crate::hash::{hash_all, HashError};
 use crate::reader::{ConnId, Input, ProcessHello};
-use crate::store::{FileKey, FileRecord, JobStats, NewJob, ProcessRecord, Store};
+use crate::store::{FileKey, FileRecord, JobStats, NewJob, ProcessRecord, Store, Untraced};
 
 #[derive(Debug)]
 struct Proc {
@@ -39,6 +39,8 @@ pub struct Assembler {
     control: HashSet<ConnId>,
     procs: BTreeMap<i32, Proc>,
     events: Vec<TimedEvent>,
+    /// Executables that escaped tracing, with the pid that ran them.
+    untraced: Vec<(i32, Vec<u8>, UntracedReason)>,
     n_events: u64,
     warnings: Vec<String>,
 }
@@ -79,6 +81,11 @@ impl Assembler {
                     if let Some(p) = self.procs.get_mut(pid) {
                         p.exit_status = Some(status);
                     }
+                }
+            }
+            Input::Untraced(id, path, reason) => {
+                if let Some(Some(pid)) = self.conns.get(&id) {
+                    self.untraced.push((*pid, path, reason));
                 }
             }
             Input::Finish(id, meta, stream) => {
@@ -246,9 +253,27 @@ impl Assembler {
                 }
             }
         }
+        let mut untraced: Vec<Untraced> = self
+            .untraced
+            .iter()
+            .filter(|(pid, ..)| members.contains(pid))
+            .map(|(_, path, reason)| Untraced {
+                exe: String::from_utf8_lossy(path).into_owned(),
+                reason: *reason,
+            })
+            .collect();
+        if let Some((exe, reason)) = &meta.root_untraced {
+            untraced.push(Untraced {
+                exe: exe.clone(),
+                reason: *reason,
+            });
+        }
+        untraced.sort();
+        untraced.dedup();
         NewJob {
             meta,
             tracer: "preload".into(),
+            untraced,
             processes,
             inputs: inputs_rec,
             outputs: outputs_rec,

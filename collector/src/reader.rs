@@ -5,7 +5,9 @@ use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
 
 use crossbeam_channel::Sender;
-use roar_protocol::{check_preamble, decode, read_frame, FrameError, Hello, JobMeta, Message};
+use roar_protocol::{
+    check_preamble, decode, read_frame, FrameError, Hello, JobMeta, Message, UntracedReason,
+};
 
 use crate::classify::FileEvent;
 use crate::pathnorm::normalize;
@@ -21,6 +23,7 @@ pub enum Input {
     Hello(ConnId, ProcessHello),
     File(ConnId, u64, FileEvent),
     Exit(ConnId, i32),
+    Untraced(ConnId, Vec<u8>, UntracedReason),
     Finish(ConnId, JobMeta, UnixStream),
     Warning(String),
     Closed(ConnId),
@@ -86,6 +89,9 @@ fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> 
             },
         ),
         Message::Exit { status, .. } => Some(Input::Exit(id, status)),
+        Message::Untraced { path, reason, .. } => {
+            Some(Input::Untraced(id, normalize(&path.0), reason))
+        }
         Message::FinishJob(meta) => stream
             .try_clone()
             .ok()

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use roar_protocol::{GitInfo, JobMeta};
+use roar_protocol::{GitInfo, JobMeta, UntracedReason};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,8 @@ pub use rusqlite::Error;
 pub type Result<T> = rusqlite::Result<T>;
 
 /// Each entry migrates the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id          INTEGER PRIMARY KEY,
     hash        TEXT NOT NULL UNIQUE,
@@ -79,7 +80,35 @@ CREATE TABLE hash_cache (
     hash        TEXT NOT NULL,
     PRIMARY KEY (dev, ino)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE jobs ADD COLUMN untraced TEXT NOT NULL DEFAULT '[]';  -- JSON list of Untraced
+"#,
+];
+
+/// An executable the job ran that the preload library could not (fully) trace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Untraced {
+    pub exe: String,
+    #[serde(with = "reason_code")]
+    pub reason: UntracedReason,
+}
+
+/// Stored and shown by its short code ("static", "setuid", "go").
+mod reason_code {
+    use roar_protocol::UntracedReason;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &UntracedReason, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.code())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UntracedReason, D::Error> {
+        let code = String::deserialize(d)?;
+        UntracedReason::from_code(&code)
+            .ok_or_else(|| D::Error::custom(format!("unknown reason {code}")))
+    }
+}
 
 /// Counters a job keeps about its own recording.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -130,6 +159,7 @@ pub struct FileKey {
 pub struct NewJob {
     pub meta: JobMeta,
     pub tracer: String,
+    pub untraced: Vec<Untraced>,
     pub processes: Vec<ProcessRecord>,
     pub inputs: Vec<FileRecord>,
     pub outputs: Vec<FileRecord>,
@@ -158,6 +188,7 @@ pub struct Job {
     pub exit_status: i32,
     pub git: Option<GitInfo>,
     pub tracer: String,
+    pub untraced: Vec<Untraced>,
     pub stats: JobStats,
 }
 
@@ -192,7 +223,7 @@ pub struct Store {
 }
 
 const JOB_COLUMNS: &str = "id, uid, session_id, step, kind, command, cwd, started_at, ended_at, \
-     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats";
+     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced";
 
 fn job_from_row(row: &Row) -> Result<Job> {
     let command: String = row.get(5)?;
@@ -219,6 +250,7 @@ fn job_from_row(row: &Row) -> Result<Job> {
         exit_status: row.get(9)?,
         git: git.transpose()?,
         tracer: row.get(14)?,
+        untraced: serde_json::from_str(&row.get::<_, String>(16)?).unwrap_or_default(),
         stats: serde_json::from_str(&stats).unwrap_or_default(),
     })
 }
@@ -379,8 +411,8 @@ impl Store {
         let git = m.git.as_ref();
         tx.execute(
             "INSERT INTO jobs (uid, session_id, step, kind, command, cwd, started_at, ended_at,
-                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 random_hex(16),
                 session_id,
@@ -397,6 +429,7 @@ impl Store {
                 git.and_then(|g| g.repo_root.clone()),
                 job.tracer,
                 serde_json::to_string(&job.stats).expect("stats serialise"),
+                serde_json::to_string(&job.untraced).expect("untraced serialise"),
             ],
         )?;
         let job_id = tx.last_insert_rowid();
@@ -584,7 +617,7 @@ impl Store {
              WHERE e.artifact_id = ?1 ORDER BY j.id"
         ))?;
         let rows = stmt.query_map([artifact_id], |r| {
-            let path: Vec<u8> = r.get(16)?;
+            let path: Vec<u8> = r.get(17)?;
             Ok((job_from_row(r)?, lossy(&path)))
         })?;
         rows.collect()
@@ -616,6 +649,7 @@ mod tests {
             exit_status: 0,
             root_pid: 10,
             git: None,
+            root_untraced: None,
         }
     }
 
@@ -661,6 +695,7 @@ mod tests {
         let new = |argv, inputs, outputs| NewJob {
             meta: meta(argv),
             tracer: "preload".into(),
+            untraced: vec![],
             processes: vec![],
             inputs,
             outputs,

@@ -7,16 +7,17 @@
 //! that a version mismatch is detected before anything is decoded.
 
 pub mod env;
+pub mod exe;
 mod frame;
 mod message;
 
 pub use frame::{
     check_preamble, decode, encode, encode_into, preamble, read_frame, FrameError, PREAMBLE_LEN,
 };
-pub use message::{access, Bytes, GitInfo, Hello, JobMeta, Message, Reply};
+pub use message::{access, Bytes, GitInfo, Hello, JobMeta, Message, Reply, UntracedReason};
 
 /// Bumped whenever the encoding of [`Message`] or [`Reply`] changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// First four bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"ROAR";

@@ -46,6 +46,47 @@ pub struct Hello<'a> {
     pub t_ns: u64,
 }
 
+/// Why an executable escapes the preload library.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UntracedReason {
+    /// No program interpreter: the dynamic loader, and so the shim, never runs.
+    StaticallyLinked,
+    /// The loader runs it in secure mode and ignores LD_PRELOAD.
+    Setuid,
+    /// A Go program: its runtime makes raw system calls the shim cannot see.
+    GoRuntime,
+}
+
+impl UntracedReason {
+    /// Short, stable name (JSON, database).
+    pub fn code(self) -> &'static str {
+        match self {
+            UntracedReason::StaticallyLinked => "static",
+            UntracedReason::Setuid => "setuid",
+            UntracedReason::GoRuntime => "go",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<UntracedReason> {
+        [Self::StaticallyLinked, Self::Setuid, Self::GoRuntime]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
+    /// What it means for the job, for people.
+    pub fn explain(self) -> &'static str {
+        match self {
+            UntracedReason::StaticallyLinked => "statically linked: nothing it did was seen",
+            UntracedReason::Setuid => {
+                "setuid/setgid: the loader drops LD_PRELOAD, nothing it did was seen"
+            }
+            UntracedReason::GoRuntime => {
+                "Go program: its runtime does file I/O with raw system calls, partially traced"
+            }
+        }
+    }
+}
+
 /// Git state of the job's working directory, captured before it ran.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct GitInfo {
@@ -70,6 +111,9 @@ pub struct JobMeta {
     pub exit_status: i32,
     pub root_pid: i32,
     pub git: Option<GitInfo>,
+    /// The command itself escapes tracing (roar, not a traced process,
+    /// exec'd it): its path and why.
+    pub root_untraced: Option<(String, UntracedReason)>,
 }
 
 /// Everything that travels to the collector. Paths are absolute; `t_ns` is
@@ -119,6 +163,14 @@ pub enum Message<'a> {
     Exec {
         #[serde(borrow)]
         path: Bytes<'a>,
+        t_ns: u64,
+    },
+    /// The process is about to exec `path`, which the preload library cannot
+    /// (fully) trace.
+    Untraced {
+        #[serde(borrow)]
+        path: Bytes<'a>,
+        reason: UntracedReason,
         t_ns: u64,
     },
     /// The process is exiting with this status (exit, _exit, return from main).

@@ -23,6 +23,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod conn;
+mod elf;
 mod env;
 mod guard;
 mod hello;

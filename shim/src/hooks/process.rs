@@ -6,26 +6,102 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libc::{c_char, c_int, c_void, pid_t, FILE};
 use libc::{posix_spawn_file_actions_t as SpawnActions, posix_spawnattr_t as SpawnAttr};
-use roar_protocol::{Bytes, Message};
+use roar_protocol::{Bytes, Message, UntracedReason};
 
 use super::{c_bytes, enosys, observe, observe_connected};
 use crate::real::{self, MainFn};
-use crate::{conn, env, paths, sys};
+use crate::{conn, elf, env, paths, sys};
 
-/// What an exec runs, for the `Exec` event.
+/// What an exec runs.
 enum Target {
-    /// A path, or a bare name that PATH will be searched for (kept as given).
+    /// A path (relative to the current directory when it has no slash).
     Path(*const c_char),
+    /// A name PATH is searched for when it has no slash (the `p` variants).
+    Search(*const c_char),
     /// fexecve's fd.
     Fd(c_int),
 }
 
+/// The file an exec of `target` runs, as it can be opened from here, and
+/// why the preload library cannot trace it; `None` for ordinary programs.
+fn why_untraced(target: &Target) -> Option<(Vec<u8>, UntracedReason)> {
+    let name = match *target {
+        Target::Fd(fd) => {
+            let reason = elf::untraceable_fd(fd)?;
+            let mut buf = [0u8; paths::PATH_MAX];
+            let n = sys::fd_path(fd, &mut buf);
+            return Some((buf[..n].to_vec(), reason));
+        }
+        // SAFETY: the caller's path argument, valid for the whole hook.
+        Target::Path(p) => return unsafe { c_bytes(p) }.and_then(checked),
+        // SAFETY: as above.
+        Target::Search(p) => unsafe { c_bytes(p) }?,
+    };
+    if name.contains(&b'/') {
+        return checked(name);
+    }
+    // SAFETY: getenv returns NULL or a NUL-terminated string; not hooked.
+    let search = unsafe { c_bytes(libc::getenv(c"PATH".as_ptr())) }.unwrap_or(b"/bin:/usr/bin");
+    for dir in search.split(|&b| b == b':') {
+        let mut candidate = if dir.is_empty() {
+            b".".to_vec()
+        } else {
+            dir.to_vec()
+        };
+        candidate.push(b'/');
+        candidate.extend_from_slice(name);
+        candidate.push(0);
+        // SAFETY: a NUL-terminated path; raw faccessat, as execvp checks.
+        let executable = unsafe {
+            libc::syscall(
+                libc::SYS_faccessat,
+                libc::AT_FDCWD,
+                candidate.as_ptr(),
+                libc::X_OK,
+                0,
+            )
+        } == 0;
+        if executable {
+            candidate.pop();
+            return checked(&candidate);
+        }
+    }
+    None
+}
+
+fn checked(path: &[u8]) -> Option<(Vec<u8>, UntracedReason)> {
+    elf::untraceable(path).map(|r| (path.to_vec(), r))
+}
+
+/// Tells the collector, before an exec or spawn, that what is about to run
+/// escapes tracing (a forked child connects for this).
+fn report_untraced(target: &Target) {
+    if !conn::active() {
+        return;
+    }
+    let saved = sys::errno();
+    let found = catch_unwind(AssertUnwindSafe(|| why_untraced(target))).unwrap_or(None);
+    sys::set_errno(saved);
+    let Some((path, reason)) = found else {
+        return;
+    };
+    observe(|st| {
+        let path = paths::resolve(&st.cwd, &mut st.scratch[0], libc::AT_FDCWD, &path);
+        st.out.push_now(&Message::Untraced {
+            path: Bytes::borrowed(path),
+            reason,
+            t_ns: sys::now_ns(),
+        });
+    });
+}
+
 /// Reports the exec and sends everything buffered: the image is about to go.
 fn before_exec(target: Target) {
+    report_untraced(&target);
     observe_connected(|st| {
         let path = match target {
             // SAFETY: the caller's path argument, valid for the whole hook.
-            Target::Path(p) => match unsafe { c_bytes(p) } {
+            Target::Path(p) | Target::Search(p) => match unsafe { c_bytes(p) } {
                 Some(p) if p.contains(&b'/') => Some(paths::resolve(
                     &st.cwd,
                     &mut st.scratch[0],
@@ -174,7 +250,7 @@ pub unsafe extern "C" fn roar_execvpe(
     let Some(real) = real::execvpe() else {
         return enosys(-1);
     };
-    before_exec(Target::Path(file));
+    before_exec(Target::Search(file));
     // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
     with_env(envp, |envp| unsafe { real(file, argv, envp) })
 }
@@ -205,6 +281,7 @@ pub unsafe extern "C" fn roar_posix_spawn(
     let Some(real) = real::posix_spawn() else {
         return libc::ENOSYS;
     };
+    report_untraced(&Target::Path(path));
     before_spawn();
     // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
     with_env(envp, |envp| unsafe {
@@ -224,6 +301,7 @@ pub unsafe extern "C" fn roar_posix_spawnp(
     let Some(real) = real::posix_spawnp() else {
         return libc::ENOSYS;
     };
+    report_untraced(&Target::Search(file));
     before_spawn();
     // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
     with_env(envp, |envp| unsafe {
