@@ -238,3 +238,46 @@ fn setuid_executables_are_reported_unless_the_mount_ignores_setuid() {
         );
     }
 }
+
+#[test]
+fn truncate_mkstemp_and_execveat_are_seen() {
+    if !have("cc") {
+        return;
+    }
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    if (truncate("cut.txt", 2)) return 10;
+    char t[] = "made_XXXXXX";
+    int fd = mkstemp(t);
+    if (fd < 0 || write(fd, "m\n", 2) != 2) return 11;
+    close(fd);
+    char *argv[] = {"cat", "seen_by_cat.txt", NULL};
+    char *empty_env[] = {NULL};
+    execveat(AT_FDCWD, "/bin/cat", argv, empty_env, 0);
+    return 12;
+}
+"#;
+    assert!(build_c(&p, "cov", src, &[]));
+    p.write("cut.txt", "hello\n");
+    p.write("seen_by_cat.txt", "cat read me\n");
+    let out = p.roar(&["run", "./cov"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "cat read me\n");
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(
+        entry(&job, "outputs", &p.file("cut.txt"))["hash"],
+        b3(&p.file("cut.txt"))
+    );
+    let made: Vec<String> = paths(&job, "outputs")
+        .into_iter()
+        .filter(|o| o.contains("/made_"))
+        .collect();
+    assert_eq!(made.len(), 1, "{}", job["outputs"]);
+    assert_eq!(std::fs::read_to_string(&made[0]).unwrap(), "m\n");
+    // execveat with an empty environment still carried the tracing to cat.
+    entry(&job, "inputs", &p.file("seen_by_cat.txt"));
+}

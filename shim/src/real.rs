@@ -83,6 +83,12 @@ originals! {
     unlink: unsafe extern "C" fn(*const c_char) -> c_int;
     unlinkat: unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int;
     rmdir: unsafe extern "C" fn(*const c_char) -> c_int;
+    truncate: unsafe extern "C" fn(*const c_char, libc::off_t) -> c_int;
+    truncate64: unsafe extern "C" fn(*const c_char, libc::off64_t) -> c_int;
+    mkstemp: unsafe extern "C" fn(*mut c_char) -> c_int;
+    mkostemp: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkstemps: unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+    mkostemps: unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
     link: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
     linkat: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_int) -> c_int;
     symlink: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
@@ -101,6 +107,7 @@ originals! {
     execve: unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
     execvpe: unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
     fexecve: unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+    execveat: unsafe extern "C" fn(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
     posix_spawn: unsafe extern "C" fn(*mut pid_t, *const c_char, *const SpawnActions, *const SpawnAttr, *const *const c_char, *const *const c_char) -> c_int;
     posix_spawnp: unsafe extern "C" fn(*mut pid_t, *const c_char, *const SpawnActions, *const SpawnAttr, *const *const c_char, *const *const c_char) -> c_int;
     exit: unsafe extern "C" fn(c_int) -> !;

@@ -74,6 +74,12 @@ RUST int roar_renameat2(int fromfd, const char *from, int tofd, const char *to,
 RUST int roar_unlink(const char *path);
 RUST int roar_unlinkat(int dirfd, const char *path, int flags);
 RUST int roar_rmdir(const char *path);
+RUST int roar_truncate(const char *path, off_t length);
+RUST int roar_truncate64(const char *path, off64_t length);
+RUST int roar_mkstemp(char *tmpl);
+RUST int roar_mkostemp(char *tmpl, int flags);
+RUST int roar_mkstemps(char *tmpl, int suffixlen);
+RUST int roar_mkostemps(char *tmpl, int suffixlen, int flags);
 RUST int roar_link(const char *from, const char *to);
 RUST int roar_linkat(int fromfd, const char *from, int tofd, const char *to, int flags);
 RUST int roar_symlink(const char *target, const char *to);
@@ -94,6 +100,8 @@ RUST FILE *roar_popen(const char *command, const char *mode);
 RUST int roar_execve(const char *path, char *const argv[], char *const envp[]);
 RUST int roar_execvpe(const char *file, char *const argv[], char *const envp[]);
 RUST int roar_fexecve(int fd, char *const argv[], char *const envp[]);
+RUST int roar_execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                       int flags);
 RUST int roar_posix_spawn(pid_t *pid, const char *path,
                           const posix_spawn_file_actions_t *actions,
                           const posix_spawnattr_t *attr, char *const argv[],
@@ -194,6 +202,21 @@ EXPORT int unlinkat(int dirfd, const char *path, int flags)
     return roar_unlinkat(dirfd, path, flags);
 }
 EXPORT int rmdir(const char *path) { return roar_rmdir(path); }
+EXPORT int truncate(const char *path, off_t length) { return roar_truncate(path, length); }
+EXPORT int truncate64(const char *path, off64_t length) { return roar_truncate64(path, length); }
+/* glibc opens the temporary file internally: these are the only way to see it. */
+EXPORT int mkstemp(char *tmpl) { return roar_mkstemp(tmpl); }
+EXPORT int mkstemp64(char *tmpl) { return roar_mkstemp(tmpl); }
+EXPORT int mkostemp(char *tmpl, int flags) { return roar_mkostemp(tmpl, flags); }
+EXPORT int mkostemp64(char *tmpl, int flags) { return roar_mkostemp(tmpl, flags); }
+EXPORT int mkstemps(char *tmpl, int suffixlen) { return roar_mkstemps(tmpl, suffixlen); }
+EXPORT int mkstemps64(char *tmpl, int suffixlen) { return roar_mkstemps(tmpl, suffixlen); }
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags) {
+    return roar_mkostemps(tmpl, suffixlen, flags);
+}
+EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) {
+    return roar_mkostemps(tmpl, suffixlen, flags);
+}
 EXPORT int link(const char *from, const char *to) { return roar_link(from, to); }
 EXPORT int linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
 {
@@ -244,6 +267,12 @@ EXPORT int execvp(const char *file, char *const argv[])
 {
     return roar_execvpe(file, argv, environ);
 }
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                    int flags)
+{
+    return roar_execveat(dirfd, path, argv, envp, flags);
+}
+
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     return roar_fexecve(fd, argv, envp);

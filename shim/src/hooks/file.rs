@@ -237,6 +237,36 @@ on_success_hooks! {
     roar_linkat => linkat(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char, flags: c_int) records linked(Some(fromfd), from, tofd, to);
     roar_symlink => symlink(target: *const c_char, to: *const c_char) records linked(None, target, AT_FDCWD, to);
     roar_symlinkat => symlinkat(target: *const c_char, tofd: c_int, to: *const c_char) records linked(None, target, tofd, to);
+    roar_truncate => truncate(path: *const c_char, length: libc::off_t) records opened(AT_FDCWD, path, access::WRITE, 0);
+    roar_truncate64 => truncate64(path: *const c_char, length: libc::off64_t) records opened(AT_FDCWD, path, access::WRITE, 0);
+}
+
+/// The mkstemp family: glibc creates the file internally; on success the
+/// template holds its name.
+macro_rules! mkstemp_hooks {
+    ($($entry:ident => $real:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $entry(tmpl: *mut c_char, $($arg: $ty),*) -> c_int {
+                let Some(real) = real::$real() else {
+                    return enosys(-1);
+                };
+                // SAFETY: the caller's arguments, forwarded unchanged.
+                let fd = unsafe { real(tmpl, $($arg),*) };
+                if fd >= 0 {
+                    opened(AT_FDCWD, tmpl, CREAT_ACCESS, fd);
+                }
+                fd
+            }
+        )*
+    };
+}
+
+mkstemp_hooks! {
+    roar_mkstemp => mkstemp();
+    roar_mkostemp => mkostemp(flags: c_int);
+    roar_mkstemps => mkstemps(suffixlen: c_int);
+    roar_mkostemps => mkostemps(suffixlen: c_int, flags: c_int);
 }
 
 #[no_mangle]

@@ -256,6 +256,31 @@ pub unsafe extern "C" fn roar_execvpe(
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn roar_execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    let Some(real) = real::execveat() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's path argument, valid for the whole hook.
+    let empty = unsafe { c_bytes(path) }.is_none_or(<[u8]>::is_empty);
+    if flags & libc::AT_EMPTY_PATH != 0 && empty {
+        before_exec(Target::Fd(dirfd));
+    } else if dirfd == libc::AT_FDCWD {
+        before_exec(Target::Path(path));
+    } else {
+        // Relative to another directory: flush only; the new image says Hello.
+        before_spawn();
+    }
+    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
+    with_env(envp, |envp| unsafe { real(dirfd, path, argv, envp, flags) })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn roar_fexecve(
     fd: c_int,
     argv: *const *const c_char,
