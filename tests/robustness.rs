@@ -123,17 +123,6 @@ fn exit_codes_are_recorded_as_the_parent_sees_them() {
     assert!(statuses.iter().all(|s| s == 1), "{statuses:?}");
 }
 
-/// Builds `src` (C) into `name` in the project with extra compiler flags.
-fn build_c(p: &Project, name: &str, src: &str, flags: &[&str]) -> bool {
-    p.write(&format!("{name}.c"), src);
-    Command::new("cc")
-        .args(flags)
-        .args(["-o", name, &format!("{name}.c")])
-        .current_dir(p.path())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 const WRITER: &str = r#"#include <stdio.h>
 int main(void) { FILE *f = fopen(OUT, "w"); fputs("x\n", f); fclose(f); puts(OUT); return 0; }
 "#;

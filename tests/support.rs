@@ -151,6 +151,17 @@ pub fn entry<'a>(job: &'a Value, key: &str, path: &Path) -> &'a Value {
         .unwrap_or_else(|| panic!("{p} not in {key}: {}", job[key]))
 }
 
+/// Compiles C `src` into `name` in the project, with extra compiler flags.
+pub fn build_c(p: &Project, name: &str, src: &str, flags: &[&str]) -> bool {
+    p.write(&format!("{name}.c"), src);
+    Command::new("cc")
+        .args(flags)
+        .args(["-o", name, &format!("{name}.c")])
+        .current_dir(p.path())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])

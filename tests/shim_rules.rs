@@ -1,0 +1,231 @@
+//! The shim's hard rules, each on a real program under `roar run`: the
+//! program observes nothing different, and what it did is recorded.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use roar_tests::*;
+
+/// Output of the same program bare and traced must be identical.
+fn same_as_bare(p: &Project, argv: &[&str]) -> String {
+    let bare = clean(&mut Command::new(argv[0]))
+        .args(&argv[1..])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let mut run = vec!["run", "-q"];
+    run.extend_from_slice(argv);
+    let traced = p.roar(&run);
+    assert_eq!(text(&traced.stdout), text(&bare.stdout), "stdout differs");
+    assert_eq!(text(&traced.stderr), text(&bare.stderr), "stderr differs");
+    assert_eq!(traced.status.code(), bare.status.code());
+    text(&traced.stdout)
+}
+
+#[test]
+fn errno_is_what_libc_set() {
+    let p = Project::new();
+    let src = r#"#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    errno = 0;
+    int fd = open("missing/file", O_RDONLY);
+    printf("open missing: %d %s\n", fd, strerror(errno));
+    fd = open(".", O_WRONLY);
+    printf("open dir for writing: %d %s\n", fd, strerror(errno));
+    FILE *f = fopen("missing/x", "r");
+    printf("fopen missing: %p %s\n", (void *)f, strerror(errno));
+    char *argv[] = {"notexec", NULL};
+    execv("./notexec", argv);
+    printf("exec non-executable: %s\n", strerror(errno));
+    printf("rename missing: %d %s\n", rename("nope", "nope2"), strerror(errno));
+    printf("unlink missing: %d %s\n", unlink("nope"), strerror(errno));
+    errno = 1234;
+    fd = open("in.txt", O_RDONLY);
+    printf("success keeps errno: %d\n", errno);
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "errnos", src, &[]));
+    p.write("notexec", "not a program\n");
+    p.write("in.txt", "x");
+    let out = same_as_bare(&p, &["./errnos"]);
+    assert!(
+        out.contains("open missing: -1 No such file or directory"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Is a directory") && out.contains("Permission denied"),
+        "{out}"
+    );
+    assert!(out.contains("success keeps errno: 1234"), "{out}");
+}
+
+#[test]
+fn a_program_that_closes_every_fd_is_still_traced() {
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+static void touch(const char *name) { int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644); write(fd, name, 1); close(fd); }
+int main(void) {
+    touch("before.txt");
+    close_range(3, ~0U, 0);
+    touch("after_close_range.txt");
+    for (int fd = 3; fd < 4096; fd++) close(fd);
+    touch("after_close_loop.txt");
+    int keep = open("in.txt", O_RDONLY);
+    for (int fd = 3; fd < 1024; fd++) if (fd != keep) dup2(keep, fd);
+    touch("after_dup2.txt");
+    puts("survived");
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "closer", src, &[]));
+    p.write("in.txt", "x");
+    assert_eq!(same_as_bare(&p, &["./closer"]), "survived\n");
+    let job = p.json(&["show", "@1"]);
+    for f in [
+        "before.txt",
+        "after_close_range.txt",
+        "after_close_loop.txt",
+        "after_dup2.txt",
+    ] {
+        entry(&job, "outputs", &p.file(f));
+    }
+    entry(&job, "inputs", &p.file("in.txt"));
+}
+
+#[test]
+fn fork_while_threads_emit_never_deadlocks() {
+    let p = Project::new();
+    let program = r#"
+import os, threading
+stop = False
+def churn(i):
+    while not stop:
+        os.close(os.open(f"t{i}.txt", os.O_WRONLY | os.O_CREAT, 0o644))
+threads = [threading.Thread(target=churn, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for n in range(500):
+    pid = os.fork()
+    if pid == 0:
+        os.close(os.open(f"child_{n}.txt", os.O_WRONLY | os.O_CREAT, 0o644))
+        os._exit(0)
+    os.waitpid(pid, 0)
+stop = True
+for t in threads: t.join()
+print("done")
+"#;
+    p.write("forker.py", program);
+    let out = p.run_ok(&["python3", "forker.py"]);
+    assert_eq!(text(&out.stdout), "done\n");
+    let job = p.json(&["show", "@1"]);
+    let outputs = paths(&job, "outputs");
+    let children = outputs.iter().filter(|o| o.contains("/child_")).count();
+    assert_eq!(children, 500, "every forked child's file is recorded");
+    let pids: BTreeSet<i64> = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pr| pr["pid"].as_i64().unwrap())
+        .collect();
+    assert!(pids.len() > 500, "{} processes", pids.len());
+}
+
+#[test]
+fn children_with_scrubbed_environments_are_traced() {
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    char *empty[] = {NULL};
+    char *cat1[] = {"cat", "spawned.txt", NULL};
+    pid_t pid;
+    if (posix_spawn(&pid, "/bin/cat", NULL, NULL, cat1, empty) != 0) return 1;
+    waitpid(pid, NULL, 0);
+    pid = vfork();
+    if (pid == 0) { execle("/bin/cat", "cat", "vforked.txt", (char *)NULL, empty); _exit(127); }
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "spawner", src, &[]));
+    p.write("spawned.txt", "s\n");
+    p.write("vforked.txt", "v\n");
+    p.write("subproc.txt", "p\n");
+    p.write("envi.txt", "e\n");
+    assert_eq!(same_as_bare(&p, &["./spawner"]), "s\nv\n");
+    p.write(
+        "sub.py",
+        "import subprocess\nsubprocess.run(['/bin/cat', 'subproc.txt'], env={})\n",
+    );
+    p.run_ok(&["python3", "sub.py"]);
+    p.run_ok(&["env", "-i", "/bin/cat", "envi.txt"]);
+    for (step, file) in [
+        (1, "spawned.txt"),
+        (1, "vforked.txt"),
+        (2, "subproc.txt"),
+        (3, "envi.txt"),
+    ] {
+        let job = p.json(&["show", &format!("@{step}")]);
+        entry(&job, "inputs", &p.file(file));
+    }
+}
+
+#[test]
+fn sixty_four_threads_and_ten_thousand_files() {
+    let p = Project::new();
+    std::fs::create_dir(p.file("many")).unwrap();
+    for i in 0..10_000 {
+        std::fs::write(p.file(&format!("many/{i}.txt")), i.to_string()).unwrap();
+    }
+    let program = r#"
+import threading
+def read(k):
+    for i in range(k, 10000, 64):
+        with open(f"many/{i}.txt") as f:
+            f.read()
+threads = [threading.Thread(target=read, args=(k,)) for k in range(64)]
+for t in threads: t.start()
+for t in threads: t.join()
+"#;
+    p.write("threads.py", program);
+    p.run_ok(&["python3", "threads.py"]);
+    let job = p.json(&["show", "@1"]);
+    let inputs = paths(&job, "inputs");
+    let many: BTreeSet<&String> = inputs.iter().filter(|i| i.contains("/many/")).collect();
+    assert_eq!(many.len(), 10_000);
+    assert_eq!(
+        inputs.iter().filter(|i| i.contains("/many/")).count(),
+        10_000
+    );
+}
+
+#[test]
+fn two_thousand_short_processes_are_all_recorded() {
+    let p = Project::new();
+    p.write("f", "x\n");
+    let out = p.run_ok(&["sh", "-c", "for i in $(seq 2000); do cat f; done | wc -l"]);
+    assert_eq!(text(&out.stdout).trim(), "2000");
+    let job = p.json(&["show", "@1"]);
+    let cats = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pr| pr["argv"] == serde_json::json!(["cat", "f"]))
+        .count();
+    assert_eq!(cats, 2000);
+    assert!(job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|pr| pr["detached"] == false));
+}
