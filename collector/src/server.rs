@@ -21,6 +21,18 @@ use crate::store::Store;
 /// the readers (and, through the socket buffers, the shims), never drops.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 
+/// VmHWM of this process, from /proc (0 where there is none).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 pub struct Options {
     pub socket: PathBuf,
     pub db: PathBuf,
@@ -91,7 +103,8 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         return Err("all clients left before the job was finished".into());
     };
     let store = Mutex::new(store);
-    let job = asm.build_job(meta, &filter, &store);
+    let mut job = asm.build_job(meta, &filter, &store);
+    job.stats.collector_peak_rss_kb = peak_rss_kb();
     let reply = match store
         .lock()
         .unwrap_or_else(|e| e.into_inner())

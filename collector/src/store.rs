@@ -122,6 +122,8 @@ pub struct JobStats {
     pub transient: u64,
     /// Paths dropped per filter name.
     pub filtered: std::collections::BTreeMap<String, u64>,
+    /// The collector's peak resident memory while recording this job.
+    pub collector_peak_rss_kb: u64,
     /// Problems worth telling the user (protocol mismatch, unhashable files...).
     pub warnings: Vec<String>,
 }
