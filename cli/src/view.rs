@@ -18,6 +18,8 @@ pub fn process(p: &Process) -> Value {
         "argv": p.argv,
         "exit_status": p.exit_status,
         "detached": p.detached,
+        "reads": p.reads,
+        "writes": p.writes,
     })
 }
 

@@ -1,13 +1,13 @@
 //! Gathers what the readers decode into processes and file events, and turns
 //! them into a finished job: classified, filtered and hashed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use roar_protocol::{JobMeta, UntracedReason};
+use roar_protocol::{access, JobMeta, UntracedReason};
 
 use crate::classify::{classify, FileEvent};
 use crate::filter::Filter;
@@ -21,6 +21,10 @@ struct Proc {
     exit_status: Option<i32>,
     open_conns: usize,
 }
+
+/// What one process read and what it wrote.
+type ReadsWrites<P> = (Vec<P>, Vec<P>);
+type PathSets<'a> = (BTreeSet<&'a [u8]>, BTreeSet<&'a [u8]>);
 
 /// Event of one process, ordered by its monotonic time then arrival.
 #[derive(Debug)]
@@ -116,6 +120,40 @@ impl Assembler {
             .count()
     }
 
+    /// What each process read and wrote, before any job-level logic (renames
+    /// followed, transients removed): lineage paths only.
+    fn per_process_sets(&self, filter: &Filter) -> HashMap<i32, ReadsWrites<Vec<u8>>> {
+        let mut sets: HashMap<i32, PathSets> = HashMap::new();
+        for e in &self.events {
+            let (read, written): (Option<&[u8]>, Option<&[u8]>) = match &e.event {
+                FileEvent::Open { path, access: a } => {
+                    if a & access::DIRECTORY != 0 {
+                        continue;
+                    }
+                    (
+                        (a & access::READ != 0).then_some(path),
+                        (a & access::WRITE != 0).then_some(path),
+                    )
+                }
+                FileEvent::Rename { to, .. } | FileEvent::Link { to } => (None, Some(to)),
+                FileEvent::Unlink { .. } => (None, None),
+            };
+            let entry = sets.entry(e.pid).or_default();
+            entry
+                .0
+                .extend(read.filter(|p| filter.drop_reason(p).is_none()));
+            entry
+                .1
+                .extend(written.filter(|p| filter.drop_reason(p).is_none()));
+        }
+        sets.into_iter()
+            .map(|(pid, (r, w))| {
+                let own = |s: BTreeSet<&[u8]>| s.into_iter().map(<[u8]>::to_vec).collect();
+                (pid, (own(r), own(w)))
+            })
+            .collect()
+    }
+
     /// Builds the job for `meta` from what was received. Processes of other
     /// jobs (another token) are left out; processes still running are detached.
     pub fn build_job(&self, meta: JobMeta, filter: &Filter, store: &Mutex<Store>) -> NewJob {
@@ -127,11 +165,18 @@ impl Assembler {
             .map(|(pid, _)| *pid)
             .collect();
 
+        let mut per_process = self.per_process_sets(filter);
         let mut processes: Vec<ProcessRecord> = self
             .procs
             .iter()
             .filter(|(pid, _)| members.contains(pid))
-            .map(|(pid, p)| ProcessRecord {
+            .map(|(pid, p)| {
+                let (reads, writes) = per_process.remove(pid).unwrap_or_default();
+                (pid, p, reads, writes)
+            })
+            .map(|(pid, p, reads, writes)| ProcessRecord {
+                reads,
+                writes,
                 pid: *pid,
                 ppid: p.hello.ppid,
                 exe: p.hello.exe.clone(),

@@ -84,6 +84,15 @@ CREATE TABLE hash_cache (
     r#"
 ALTER TABLE jobs ADD COLUMN untraced TEXT NOT NULL DEFAULT '[]';  -- JSON list of Untraced
 "#,
+    r#"
+CREATE TABLE process_files (
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    pid         INTEGER NOT NULL,
+    path        BLOB NOT NULL,
+    mode        TEXT NOT NULL           -- 'r', 'w' or 'rw'
+);
+CREATE INDEX process_files_job ON process_files(job_id, pid);
+"#,
 ];
 
 /// An executable the job ran that the preload library could not (fully) trace.
@@ -144,6 +153,10 @@ pub struct ProcessRecord {
     pub argv: Vec<Vec<u8>>,
     pub exit_status: Option<i32>,
     pub detached: bool,
+    /// Lineage paths (after filters) this process opened for reading.
+    pub reads: Vec<Vec<u8>>,
+    /// Lineage paths it opened for writing, or made by rename or link.
+    pub writes: Vec<Vec<u8>>,
 }
 
 /// File identity for the hash cache: any change to content changes one of these.
@@ -202,6 +215,8 @@ pub struct Process {
     pub argv: Vec<String>,
     pub exit_status: Option<i32>,
     pub detached: bool,
+    pub reads: Vec<String>,
+    pub writes: Vec<String>,
 }
 
 /// An artifact seen at a path by a job.
@@ -273,6 +288,28 @@ fn lossy(b: &[u8]) -> String {
 fn argv_json(argv: &[Vec<u8>]) -> String {
     let strings: Vec<String> = argv.iter().map(|a| lossy(a)).collect();
     serde_json::to_string(&strings).expect("a list of strings always serialises")
+}
+
+/// Each path once, with 'r', 'w' or 'rw'.
+fn access_modes<'a>(reads: &'a [Vec<u8>], writes: &'a [Vec<u8>]) -> Vec<(&'a [u8], &'static str)> {
+    let mut modes: std::collections::BTreeMap<&[u8], (bool, bool)> = Default::default();
+    for r in reads {
+        modes.entry(r).or_default().0 = true;
+    }
+    for w in writes {
+        modes.entry(w).or_default().1 = true;
+    }
+    modes
+        .into_iter()
+        .map(|(p, rw)| {
+            let mode = match rw {
+                (true, true) => "rw",
+                (true, false) => "r",
+                _ => "w",
+            };
+            (p, mode)
+        })
+        .collect()
 }
 
 /// Random lowercase hex from the kernel's CSPRNG (uids, session hashes, tokens).
@@ -440,6 +477,9 @@ impl Store {
                 "INSERT INTO processes (job_id, pid, ppid, exe, argv, exit_status, detached)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
+            let mut file_stmt = tx.prepare(
+                "INSERT INTO process_files (job_id, pid, path, mode) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for p in &job.processes {
                 proc_stmt.execute(params![
                     job_id,
@@ -450,6 +490,9 @@ impl Store {
                     p.exit_status,
                     p.detached
                 ])?;
+                for (path, mode) in access_modes(&p.reads, &p.writes) {
+                    file_stmt.execute(params![job_id, p.pid, path, mode])?;
+                }
             }
             let now = now_unix();
             let mut art_insert = tx.prepare(
@@ -539,6 +582,27 @@ impl Store {
     }
 
     pub fn job_processes(&self, job_id: i64) -> Result<Vec<Process>> {
+        let mut files = self.conn.prepare_cached(
+            "SELECT pid, path, mode FROM process_files WHERE job_id = ?1 ORDER BY path",
+        )?;
+        let mut by_pid: std::collections::HashMap<i32, (Vec<String>, Vec<String>)> =
+            std::collections::HashMap::new();
+        for row in files.query_map([job_id], |r| {
+            Ok((
+                r.get::<_, i32>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (pid, path, mode) = row?;
+            let entry = by_pid.entry(pid).or_default();
+            if mode.contains('r') {
+                entry.0.push(lossy(&path));
+            }
+            if mode.contains('w') {
+                entry.1.push(lossy(&path));
+            }
+        }
         let mut stmt = self.conn.prepare(
             "SELECT pid, ppid, exe, argv, exit_status, detached FROM processes
              WHERE job_id = ?1 ORDER BY rowid",
@@ -546,8 +610,12 @@ impl Store {
         let rows = stmt.query_map([job_id], |r| {
             let exe: Vec<u8> = r.get(2)?;
             let argv: String = r.get(3)?;
+            let pid: i32 = r.get(0)?;
+            let (reads, writes) = by_pid.get(&pid).cloned().unwrap_or_default();
             Ok(Process {
-                pid: r.get(0)?,
+                reads,
+                writes,
+                pid,
                 ppid: r.get(1)?,
                 exe: lossy(&exe),
                 argv: serde_json::from_str(&argv).unwrap_or_default(),

@@ -254,7 +254,8 @@ macro_rules! mkstemp_hooks {
                 // SAFETY: the caller's arguments, forwarded unchanged.
                 let fd = unsafe { real(tmpl, $($arg),*) };
                 if fd >= 0 {
-                    opened(AT_FDCWD, tmpl, CREAT_ACCESS, fd);
+                    // O_RDWR | O_CREAT | O_EXCL: a new file, open both ways.
+                    opened(AT_FDCWD, tmpl, CREAT_ACCESS | access::READ, fd);
                 }
                 fd
             }

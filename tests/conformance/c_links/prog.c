@@ -1,0 +1,2 @@
+#include <unistd.h>
+int main(void) { link("a", "hard.txt"); return symlink("a", "soft.txt"); }
