@@ -87,6 +87,8 @@ fn strace_access(trace: &str, root: &str, top_cwd: &str) -> Vec<Access> {
         writes: BTreeSet<String>,
     }
     let mut procs: BTreeMap<String, P> = BTreeMap::new();
+    // strace -f names threads by their own ids: a thread is its process.
+    let mut process_of: BTreeMap<String, String> = BTreeMap::new();
     let mut pending: BTreeMap<String, String> = BTreeMap::new();
     let rel = |p: &str| -> Option<String> {
         let p = Path::new(p);
@@ -108,6 +110,7 @@ fn strace_access(trace: &str, root: &str, top_cwd: &str) -> Vec<Access> {
         let Some((name, args)) = call.split_once('(') else {
             continue;
         };
+        let pid = process_of.get(pid).map_or(pid, String::as_str);
         let Some((args, ret)) = args.rsplit_once(" = ") else {
             continue;
         };
@@ -134,14 +137,16 @@ fn strace_access(trace: &str, root: &str, top_cwd: &str) -> Vec<Access> {
             }
             "clone" | "clone3" | "fork" | "vfork" => {
                 let child = ret.split_whitespace().next().unwrap_or("").to_string();
-                procs.insert(
-                    child,
-                    P {
+                if args.contains("CLONE_THREAD") {
+                    process_of.insert(child, pid.to_string());
+                } else {
+                    let fresh = P {
                         reads: BTreeSet::new(),
                         writes: BTreeSet::new(),
                         ..me
-                    },
-                );
+                    };
+                    procs.insert(child, fresh);
+                }
             }
             "chdir" => p.cwd = join(&cwd, &q[0]),
             "fchdir" => {
@@ -228,6 +233,12 @@ fn roar_access(job: &serde_json::Value, root: &Path) -> Vec<Access> {
 /// Temporary names differ from run to run: mkstemp-style `tmp_XXXXXX` and
 /// gcc's `/tmp/ccXXXXXX` get their six random characters masked.
 fn mask_random(s: &str) -> String {
+    // sed -i's temporary file: "sed" and six random characters.
+    let sed_tmp =
+        s.len() == 9 && s.starts_with("sed") && s[3..].chars().all(|c| c.is_ascii_alphanumeric());
+    if sed_tmp {
+        return "sedXXXXXX".into();
+    }
     let mut out = s.to_string();
     for prefix in ["tmp_", "/tmp/cc"] {
         let mut from = 0;

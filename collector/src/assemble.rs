@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -20,6 +20,20 @@ struct Proc {
     hello: ProcessHello,
     exit_status: Option<i32>,
     open_conns: usize,
+}
+
+/// A file opened through a symlink is the file it points to (as the
+/// kernel's view, /proc/PID/fd, names it). Checked when the event arrives,
+/// while the link most likely still exists; a dangling one stays as named.
+fn follow_symlink(path: &mut Vec<u8>) {
+    let p = Path::new(OsStr::from_bytes(path));
+    if p.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        if let Ok(target) = p.canonicalize() {
+            *path = target.into_os_string().into_vec();
+        }
+    }
 }
 
 /// What one process read and what it wrote.
@@ -70,7 +84,10 @@ impl Assembler {
                 proc.hello = ProcessHello { ppid, ..hello };
                 proc.open_conns += 1;
             }
-            Input::File(id, t_ns, event) => {
+            Input::File(id, t_ns, mut event) => {
+                if let FileEvent::Open { path, .. } = &mut event {
+                    follow_symlink(path);
+                }
                 if let Some(Some(pid)) = self.conns.get(&id) {
                     self.events.push(TimedEvent {
                         t_ns,
