@@ -331,14 +331,23 @@ fn corpus_matches_strace_per_process() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 15, "corpus shrank to {} cases", cases.len());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|c| {
-            check(c)
-                .err()
-                .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
-        })
-        .collect();
+    // One line per case (scripts/conformance.sh shows them), then the total.
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        match check(case) {
+            Ok(()) => println!("agree   {name}"),
+            Err(e) => {
+                println!("DIFFER  {name}");
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    println!(
+        "{} of {} cases agree with strace",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
