@@ -270,3 +270,82 @@ int main(void) {
     // execveat with an empty environment still carried the tracing to cat.
     entry(&job, "inputs", &p.file("seen_by_cat.txt"));
 }
+
+#[test]
+fn frames_never_land_in_a_file_the_program_reused_our_fd_for() {
+    if !have("cc") {
+        return;
+    }
+    let p = Project::new();
+    // Closes every fd with a raw system call (no hook sees it), then fills
+    // the fd table with a pipe's write end, so the shim's old fd number now
+    // names the program's pipe.
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    syscall(SYS_close_range, 3, ~0U, 0);
+    int p[2];
+    if (pipe2(p, O_NONBLOCK)) return 1;
+    for (int fd = 5; fd < 1024; fd++) dup2(p[1], fd);
+    for (int i = 0; i < 20; i++) {
+        char name[32]; snprintf(name, sizeof name, "after_%d.txt", i);
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        write(fd, "x", 1); close(fd);
+    }
+    char buf[4096];
+    ssize_t n = read(p[0], buf, sizeof buf);
+    printf("pipe received %zd bytes\n", n < 0 ? 0 : n);
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "reuse", src, &[]));
+    let out = p.roar(&["run", "./reuse"]);
+    assert_eq!(
+        text(&out.stdout),
+        "pipe received 0 bytes\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let job = p.json(&["show", "@1"]);
+    for i in 0..20 {
+        entry(&job, "outputs", &p.file(&format!("after_{i}.txt")));
+    }
+}
+
+#[test]
+fn a_child_forked_by_raw_syscall_never_writes_on_its_parents_connection() {
+    if !have("cc") {
+        return;
+    }
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void touch(const char *name) { close(open(name, O_WRONLY | O_CREAT, 0644)); }
+int main(void) {
+    touch("parent_before.txt");
+    long pid = syscall(SYS_fork);
+    if (pid == 0) {
+        for (int i = 0; i < 2000; i++) touch("child.txt");
+        syscall(SYS_exit_group, 0);
+    }
+    for (int i = 0; i < 2000; i++) touch("parent_during.txt");
+    waitpid(pid, NULL, 0);
+    touch("parent_after.txt");
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "rawfork", src, &[]));
+    p.run_ok(&["./rawfork"]);
+    let job = p.json(&["show", "@1"]);
+    for f in ["parent_before.txt", "parent_during.txt", "parent_after.txt"] {
+        entry(&job, "outputs", &p.file(f));
+    }
+    let log = std::fs::read_to_string(p.file(".roar/collector.log")).unwrap_or_default();
+    assert!(!log.contains("undecodable"), "interleaved frames: {log}");
+}

@@ -23,6 +23,12 @@ const MAX_AGE_NS: u64 = 10_000_000;
 
 pub struct Out {
     fd: c_int,
+    /// Who the connection belongs to: the socket's inode and the process
+    /// that connected it. The fd number alone can come to name a file of
+    /// the program's (closed by a raw syscall, reused), or be inherited by
+    /// a child forked without atfork handlers (raw clone).
+    ino: u64,
+    pid: c_int,
     len: usize,
     /// CLOCK_MONOTONIC time the oldest buffered frame was seen; 0 if empty.
     since: u64,
@@ -52,6 +58,8 @@ static SHARED: Shared = Shared {
     state: UnsafeCell::new(State {
         out: Out {
             fd: -1,
+            ino: 0,
+            pid: 0,
             len: 0,
             since: 0,
             buf: [0; BUF_LEN],
@@ -69,9 +77,9 @@ static OWN_FD: AtomicI32 = AtomicI32::new(-1);
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 /// The atfork prepare handler took the lock.
 static PREPARED: AtomicBool = AtomicBool::new(false);
-/// A forked child that has not connected yet: it connects with its first
-/// event, so a child that only execs costs no connection (the new image
-/// introduces itself with the same pid and parent).
+/// No connection yet (a forked child) or any more (ours was taken): connect
+/// with the next event. A forked child that only execs so costs no
+/// connection (the new image introduces itself with the same pid and parent).
 static PENDING: AtomicBool = AtomicBool::new(false);
 
 #[inline]
@@ -209,10 +217,14 @@ pub fn evacuate(fd: c_int) {
     if st.out.fd != fd || fd < 0 {
         return;
     }
+    if !st.out.still_ours() {
+        st.out.forget();
+        return;
+    }
     // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
     let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, fd + 1) };
     if moved < 0 {
-        st.out.die(false);
+        st.out.forget();
         return;
     }
     sys::close(fd);
@@ -220,12 +232,69 @@ pub fn evacuate(fd: c_int) {
     OWN_FD.store(moved, Ordering::Relaxed);
 }
 
+/// Whether `fd` is the shim's live connection. When the number no longer
+/// names it (closed by a raw syscall and reused by the program), the shim
+/// forgets it, so the program's own use of that fd goes through untouched.
+pub fn claims(fd: c_int) -> bool {
+    if fd < 0 || fd != own_fd() {
+        return false;
+    }
+    let _held = Held::acquire();
+    // SAFETY: the lock is held.
+    let st = unsafe { state_mut() };
+    if st.out.fd == fd && st.out.still_ours() {
+        return true;
+    }
+    st.out.forget();
+    false
+}
+
 impl Out {
+    /// Lets go of a connection that is no longer ours (never closing the fd:
+    /// the number may be the program's now); the next event connects afresh.
+    fn forget(&mut self) {
+        self.fd = -1;
+        self.len = 0;
+        self.since = 0;
+        OWN_FD.store(-1, Ordering::Relaxed);
+        PENDING.store(true, Ordering::Relaxed);
+    }
+
     fn install(&mut self, fd: c_int) {
-        self.fd = fd;
+        self.adopt(fd);
         self.len = 0;
         self.since = 0;
         OWN_FD.store(fd, Ordering::Relaxed);
+    }
+
+    /// Records `fd` and who it belongs to.
+    fn adopt(&mut self, fd: c_int) {
+        self.fd = fd;
+        self.ino = sys::inode(fd).unwrap_or(0);
+        // SAFETY: plain getpid call.
+        self.pid = unsafe { libc::getpid() };
+    }
+
+    /// Whether `fd` is still this process's connection, checked before
+    /// every send so that no frame ever lands in a file of the program's.
+    fn still_ours(&self) -> bool {
+        // SAFETY: plain getpid call.
+        self.pid == unsafe { libc::getpid() } && sys::inode(self.fd) == Some(self.ino)
+    }
+
+    /// Before a send: a connection that is no longer ours is forgotten
+    /// (never closed: the fd may be the program's now) and, in the process
+    /// that made it, replaced.
+    fn ensure_ours(&mut self) -> bool {
+        if self.still_ours() {
+            return true;
+        }
+        // SAFETY: plain getpid call.
+        if self.pid != unsafe { libc::getpid() } {
+            self.die(false);
+            return false;
+        }
+        self.reopen()
     }
 
     /// Goes passive for good; `close` when the fd is still ours.
@@ -274,6 +343,9 @@ impl Out {
         }
         self.since = 0;
         let len = std::mem::take(&mut self.len);
+        if !self.ensure_ours() {
+            return;
+        }
         let fd = self.fd;
         match sys::send_all(fd, &self.buf[..len]) {
             Ok(()) => {}
@@ -287,6 +359,9 @@ impl Out {
     }
 
     fn send(&mut self, data: &[u8]) {
+        if !self.ensure_ours() {
+            return;
+        }
         match sys::send_all(self.fd, data) {
             Ok(()) => {}
             Err(libc::EBADF) => {
@@ -302,7 +377,7 @@ impl Out {
     fn reopen(&mut self) -> bool {
         match connect_and_greet() {
             Ok(fd) => {
-                self.fd = fd;
+                self.adopt(fd);
                 OWN_FD.store(fd, Ordering::Relaxed);
                 true
             }

@@ -42,6 +42,16 @@ pub fn close(fd: c_int) {
     }
 }
 
+/// The inode behind `fd` (raw fstat, not a hooked call), or `None` when the
+/// fd is closed.
+pub fn inode(fd: c_int) -> Option<u64> {
+    // SAFETY: a zeroed stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable; raw fstat.
+    let r = unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) };
+    (r == 0).then_some(st.st_ino)
+}
+
 /// Writes all of `data`, never raising SIGPIPE. `Err(errno)` on failure.
 pub fn send_all(fd: c_int, mut data: &[u8]) -> Result<(), c_int> {
     while !data.is_empty() {

@@ -9,16 +9,16 @@ use libc::{c_int, c_uint};
 use super::enosys;
 use crate::{conn, guard, real, sys};
 
-/// Our socket fd when it lies in `first..=last`.
+/// Our socket fd when it lies in `first..=last` (and is still ours).
 fn own_in(first: c_uint, last: c_uint) -> Option<c_uint> {
     let own = conn::own_fd();
-    let own = c_uint::try_from(own).ok()?;
-    (first <= own && own <= last).then_some(own)
+    let own_u = c_uint::try_from(own).ok()?;
+    (first <= own_u && own_u <= last && conn::claims(own)).then_some(own_u)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn roar_close(fd: c_int) -> c_int {
-    if fd >= 0 && fd == conn::own_fd() {
+    if conn::claims(fd) {
         sys::set_errno(libc::EBADF);
         return -1;
     }
