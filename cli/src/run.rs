@@ -9,6 +9,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+use roar_collector::server::record_from_spool;
 use roar_collector::store::{now_unix, random_hex};
 use roar_protocol::{env, JobMeta, Message, Reply};
 
@@ -58,7 +59,7 @@ fn preload_value(shim: &Path) -> OsString {
     value
 }
 
-fn start_collector(project: &Project, socket: &Path) -> Result<Child> {
+fn start_collector(project: &Project, socket: &Path, spool: &Path) -> Result<Child> {
     let exe = locate::collector()?;
     let log_path = project.dir().join("collector.log");
     let log = OpenOptions::new()
@@ -73,6 +74,8 @@ fn start_collector(project: &Project, socket: &Path) -> Result<Child> {
         .arg(project.db_path())
         .arg("--project")
         .arg(&project.root)
+        .arg("--spool")
+        .arg(spool)
         .env_remove(env::PRELOAD)
         .env_remove(env::SOCKET)
         .env_remove(env::JOB)
@@ -163,7 +166,18 @@ pub fn run(opts: RunOptions) -> Result<i32> {
 
     let git_cwd = cwd.clone();
     let git = std::thread::spawn(move || git::info(&git_cwd));
-    let mut collector = start_collector(&project, &socket)?;
+    // A copy of everything the collector receives, so that its death
+    // mid-run loses only what was sent after it.
+    let spool = project.dir().join("spool").join(&token);
+    std::fs::create_dir_all(&spool)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", spool.display())))?;
+    let mut collector = match start_collector(&project, &socket, &spool) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&spool);
+            return Err(e);
+        }
+    };
     let forwarder = signals::Forwarder::install()
         .map_err(|e| CliError::failure(format!("cannot install signal handlers: {e}")))?;
 
@@ -201,23 +215,33 @@ pub fn run(opts: RunOptions) -> Result<i32> {
         git: git.join().ok().flatten(),
         root_untraced,
     };
-    let reply = finish_job(&socket, meta);
+    let reply = finish_job(&socket, meta.clone());
     let _ = collector.wait();
     let log = project.dir().join("collector.log");
-    match reply {
-        Ok(Reply::Recorded { job_id, .. }) => {
-            if !opts.quiet {
-                let store = project.open_store()?;
-                summary::print(&store, job_id, &project.root, opts.verbose)?;
-            }
-        }
+    let recorded = match reply {
+        Ok(Reply::Recorded { job_id, .. }) => Some(job_id),
         Ok(Reply::Failed { reason }) => {
             eprintln!("roar: the job was not recorded: {reason}");
+            None
         }
-        Err(e) => eprintln!(
-            "roar: the job was not recorded: the collector stopped ({e}); see {}",
-            log.display()
-        ),
+        Err(e) => {
+            let root = Some(project.root.clone());
+            match record_from_spool(&spool, &project.db_path(), &root, meta) {
+                Ok(job) => Some(job.id),
+                Err(why) => {
+                    eprintln!(
+                        "roar: the job was not recorded: the collector stopped ({e}) and its spool \
+                         could not be read ({why}); see {}",
+                        log.display()
+                    );
+                    None
+                }
+            }
+        }
+    };
+    if let (Some(job_id), false) = (recorded, opts.quiet) {
+        let store = project.open_store()?;
+        summary::print(&store, job_id, &project.root, opts.verbose)?;
     }
     Ok(exit_status)
 }

@@ -36,6 +36,12 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
         line.push_str(&format!(", exit status {}", job.exit_status));
     }
     eprintln!("{line}");
+    if s.incomplete {
+        eprintln!(
+            "roar: warning: incomplete job: the collector stopped during the run; \
+             what it had received is recorded, later events are missing"
+        );
+    }
     for u in &job.untraced {
         eprintln!("roar: untraced: {} ({})", safe(&u.exe), u.reason.explain());
     }

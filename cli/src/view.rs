@@ -35,6 +35,7 @@ pub fn job_summary(j: &Job) -> Value {
         "started_at": j.started_at,
         "ended_at": j.ended_at,
         "duration_s": j.ended_at - j.started_at,
+        "incomplete": j.stats.incomplete,
     })
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use roar_collector::server::{serve_one_job, Options};
 
 const USAGE: &str =
-    "usage: roar-collector --socket PATH --db PATH [--project DIR] [--grace-ms N]\n\
+    "usage: roar-collector --socket PATH --db PATH [--project DIR] [--spool DIR] [--grace-ms N]\n\
                      (started by `roar run`; not meant to be run by hand)";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -13,6 +13,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut db = None;
     let mut project_root = None;
     let mut grace = Duration::from_millis(500);
+    let mut spool = None;
     let mut args = args;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -20,6 +21,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--socket" => socket = Some(PathBuf::from(value()?)),
             "--db" => db = Some(PathBuf::from(value()?)),
             "--project" => project_root = Some(PathBuf::from(value()?)),
+            "--spool" => spool = Some(PathBuf::from(value()?)),
             "--grace-ms" => {
                 let v = value()?;
                 let ms = v
@@ -35,6 +37,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         db: db.ok_or("--db is required")?,
         project_root,
         grace,
+        spool,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use crossbeam_channel::Sender;
 use roar_protocol::{
@@ -11,6 +12,7 @@ use roar_protocol::{
 
 use crate::classify::FileEvent;
 use crate::pathnorm::normalize;
+use crate::spool::SpoolWriter;
 
 pub type ConnId = u64;
 
@@ -52,7 +54,9 @@ impl From<Hello<'_>> for ProcessHello {
     }
 }
 
-fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> {
+/// The assembler's view of one message; a finish request needs the stream to
+/// answer on (`None` when replaying a spool: no one is waiting).
+pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Option<Input> {
     let file = |t_ns, ev| Some(Input::File(id, t_ns, ev));
     match msg {
         Message::Hello(h) => Some(Input::Hello(id, h.into())),
@@ -93,14 +97,13 @@ fn to_input(id: ConnId, msg: Message<'_>, stream: &UnixStream) -> Option<Input> 
             Some(Input::Untraced(id, normalize(&path.0), reason))
         }
         Message::FinishJob(meta) => stream
-            .try_clone()
-            .ok()
+            .and_then(|s| s.try_clone().ok())
             .map(|reply| Input::Finish(id, meta, reply)),
         Message::Chdir { .. } | Message::Exec { .. } => None,
     }
 }
 
-pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>) {
+pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>, spool: Option<&Path>) {
     let warn = |msg: String| {
         eprintln!("roar-collector: {msg}");
         let _ = tx.send(Input::Warning(msg));
@@ -111,12 +114,30 @@ pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>) {
         match check_preamble(&preamble) {
             Ok(()) => {
                 let mut buf = Vec::new();
+                let mut copy = spool.and_then(|dir| match SpoolWriter::create(dir, id) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        eprintln!("roar-collector: no spool for connection {id}: {e}");
+                        None
+                    }
+                });
                 loop {
-                    match read_frame(&mut r, &mut buf) {
+                    let frame = read_frame(&mut r, &mut buf);
+                    if let (Ok(true), Some(w)) = (&frame, copy.as_mut()) {
+                        let mut written = w.frame(&buf);
+                        if r.buffer().is_empty() {
+                            written = written.and_then(|()| w.flush());
+                        }
+                        if let Err(e) = written {
+                            eprintln!("roar-collector: spool write failed, spool dropped: {e}");
+                            copy = None;
+                        }
+                    }
+                    match frame {
                         Ok(false) => break,
                         Ok(true) => match decode::<Message>(&buf) {
                             Ok(msg) => {
-                                if let Some(input) = to_input(id, msg, &stream) {
+                                if let Some(input) = to_input(id, msg, Some(&stream)) {
                                     if tx.send(input).is_err() {
                                         return;
                                     }

@@ -131,7 +131,12 @@ pub struct JobStats {
     pub transient: u64,
     /// Paths dropped per filter name.
     pub filtered: std::collections::BTreeMap<String, u64>,
+    /// Recovered from the spool of a collector that died during the job:
+    /// events sent after that are missing.
+    #[serde(default)]
+    pub incomplete: bool,
     /// The collector's peak resident memory while recording this job.
+    #[serde(default)]
     pub collector_peak_rss_kb: u64,
     /// Problems worth telling the user (protocol mismatch, unhashable files...).
     pub warnings: Vec<String>,
