@@ -701,3 +701,44 @@ fn config_is_validated_and_filters_follow_it() {
     );
     assert!(!p.file("never.txt").exists());
 }
+
+#[test]
+fn a_run_that_died_with_its_collector_is_recovered_by_the_next_command() {
+    let p = Project::new();
+    p.write("a", "alpha\n");
+    let mut roar = p
+        .command(&["run", "-q", "sh", "-c", "cat a > /dev/null; sleep 2"])
+        .spawn()
+        .unwrap();
+    let db = p.file(".roar/roar.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let collector = loop {
+        if let Some(pid) = collector_pid(&db) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "collector never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    for pid in [roar.id() as i32, collector] {
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let _ = roar.wait();
+    let out = p.roar(&["log", "--json"]);
+    assert!(
+        text(&out.stderr).contains("interrupted run"),
+        "{}",
+        text(&out.stderr)
+    );
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["incomplete"], true);
+    assert_eq!(log[0]["exit_status"], -1);
+    let job = p.json(&["show", "@1"]);
+    entry(&job, "inputs", &p.file("a"));
+    // Recorded once: the next command finds nothing left to recover.
+    assert_eq!(p.json(&["log"]).as_array().unwrap().len(), 1);
+}

@@ -11,6 +11,7 @@ mod project;
 mod run;
 mod show;
 mod signals;
+mod spool;
 mod summary;
 mod target;
 mod untraced;
@@ -140,6 +141,7 @@ fn config(c: ConfigCmd) -> Result<i32> {
 fn query(cmd: Cmd) -> Result<i32> {
     let cwd = cwd()?;
     let project = Project::find(&cwd)?;
+    spool::recover_orphans(&project);
     let store = project.open_store()?;
     match cmd {
         Cmd::Log(f) => show::log(&store, f.json)?,

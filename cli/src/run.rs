@@ -15,6 +15,7 @@ use roar_protocol::{env, JobMeta, Message, Reply};
 
 use crate::error::{CliError, Result};
 use crate::project::Project;
+use crate::spool::{Spool, UNKNOWN_EXIT};
 use crate::{git, locate, signals, summary};
 
 pub struct RunOptions {
@@ -158,6 +159,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))?;
     let project = Project::find(&cwd)?;
+    crate::spool::recover_orphans(&project);
     roar_collector::config::Config::load(&project.config_path()).map_err(CliError::usage)?;
     let shim = locate::shim()?;
     let token = random_hex(16);
@@ -168,13 +170,11 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     let git = std::thread::spawn(move || git::info(&git_cwd));
     // A copy of everything the collector receives, so that its death
     // mid-run loses only what was sent after it.
-    let spool = project.dir().join("spool").join(&token);
-    std::fs::create_dir_all(&spool)
-        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", spool.display())))?;
-    let mut collector = match start_collector(&project, &socket, &spool) {
+    let spool = Spool::create(&project, &token)?;
+    let mut collector = match start_collector(&project, &socket, &spool.dir) {
         Ok(c) => c,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&spool);
+            spool.remove();
             return Err(e);
         }
     };
@@ -188,18 +188,13 @@ pub fn run(opts: RunOptions) -> Result<i32> {
         Err(e) => {
             let _ = collector.kill();
             let _ = collector.wait();
+            spool.remove();
             return Err(e);
         }
     };
     let root_pid = child.id();
     forwarder.forward_to(root_pid);
-    let status = child
-        .wait()
-        .map_err(|e| CliError::failure(format!("cannot wait for the command: {e}")))?;
-    let ended_at = now_unix();
-    let exit_status = exit_status(status);
-
-    let meta = JobMeta {
+    let mut meta = JobMeta {
         job_token: token,
         kind: opts.kind.to_string(),
         argv: opts
@@ -209,12 +204,22 @@ pub fn run(opts: RunOptions) -> Result<i32> {
             .collect(),
         cwd: cwd.to_string_lossy().into_owned(),
         started_at,
-        ended_at,
-        exit_status,
+        ended_at: started_at,
+        exit_status: UNKNOWN_EXIT,
         root_pid: root_pid as i32,
-        git: git.join().ok().flatten(),
+        git: None,
         root_untraced,
     };
+    spool.write_meta(&meta);
+    let status = child
+        .wait()
+        .map_err(|e| CliError::failure(format!("cannot wait for the command: {e}")))?;
+    let ended_at = now_unix();
+    let exit_status = exit_status(status);
+
+    meta.ended_at = ended_at;
+    meta.exit_status = exit_status;
+    meta.git = git.join().ok().flatten();
     let reply = finish_job(&socket, meta.clone());
     let _ = collector.wait();
     let log = project.dir().join("collector.log");
@@ -226,7 +231,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
         }
         Err(e) => {
             let root = Some(project.root.clone());
-            match record_from_spool(&spool, &project.db_path(), &root, meta) {
+            match record_from_spool(&spool.dir, &project.db_path(), &root, meta) {
                 Ok(job) => Some(job.id),
                 Err(why) => {
                     eprintln!(
