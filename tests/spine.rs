@@ -742,3 +742,52 @@ fn a_run_that_died_with_its_collector_is_recovered_by_the_next_command() {
     // Recorded once: the next command finds nothing left to recover.
     assert_eq!(p.json(&["log"]).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn package_reads_become_the_interpreter_and_distributions() {
+    let p = Project::new();
+    let site = p.file("vendor/site-packages");
+    std::fs::create_dir_all(site.join("fakepkg")).unwrap();
+    std::fs::write(site.join("fakepkg/__init__.py"), "VALUE = 7\n").unwrap();
+    let info = site.join("fakepkg-1.2.3.dist-info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        "Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.2.3\n",
+    )
+    .unwrap();
+    std::fs::write(info.join("top_level.txt"), "fakepkg\n").unwrap();
+    p.write(
+        "use.py",
+        "import fakepkg\nopen('out.txt', 'w').write(str(fakepkg.VALUE))\n",
+    );
+    let out = p
+        .command(&["run", "-q", "python3", "use.py"])
+        .env("PYTHONPATH", &site)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let job = p.json(&["show", "@1"]);
+    // The package's files are not lineage...
+    assert!(paths(&job, "inputs")
+        .iter()
+        .all(|i| !i.contains("site-packages")));
+    // ...they are the job's environment.
+    let dists = job["distributions"].as_array().unwrap();
+    assert!(
+        dists.contains(&serde_json::json!({"name": "fakepkg", "version": "1.2.3"})),
+        "{dists:?}"
+    );
+    let version = Command::new("python3").arg("--version").output().unwrap();
+    let version = text(&version.stdout)
+        .trim()
+        .trim_start_matches("Python ")
+        .to_string();
+    let interpreters = job["interpreters"].as_array().unwrap();
+    assert!(
+        interpreters
+            .iter()
+            .any(|i| i["version"] == version.as_str()),
+        "{interpreters:?} (want {version})"
+    );
+}

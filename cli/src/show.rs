@@ -55,6 +55,22 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
             );
         }
     }
+    for i in &j.runtime.interpreters {
+        outln!(
+            "  python    {} {}",
+            safe(&i.path),
+            i.version.as_deref().unwrap_or("(version unknown)")
+        );
+    }
+    if !j.runtime.distributions.is_empty() {
+        let dists: Vec<String> = j
+            .runtime
+            .distributions
+            .iter()
+            .map(|d| format!("{}=={}", d.name, d.version))
+            .collect();
+        outln!("  packages  {}", safe(&dists.join(", ")));
+    }
     for u in &j.untraced {
         outln!("  untraced  {} ({})", safe(&u.exe), u.reason.explain());
     }

@@ -79,9 +79,19 @@ impl Assembler {
                     exit_status: None,
                     open_conns: 0,
                 });
-                // A new image of a known pid (exec) keeps its parent.
-                let ppid = proc.hello.ppid;
-                proc.hello = ProcessHello { ppid, ..hello };
+                // Images of one pid (exec) come on separate connections, in
+                // any order: the latest names the process, the earliest
+                // knows its parent and start.
+                let (older, newer) = if hello.t_ns < proc.hello.t_ns {
+                    (hello, proc.hello.clone())
+                } else {
+                    (proc.hello.clone(), hello)
+                };
+                proc.hello = ProcessHello {
+                    ppid: older.ppid,
+                    t_ns: older.t_ns,
+                    ..newer
+                };
                 proc.open_conns += 1;
             }
             Input::File(id, t_ns, mut event) => {
@@ -223,12 +233,16 @@ impl Assembler {
             warnings: self.warnings.clone(),
             ..JobStats::default()
         };
+        let mut package_reads: Vec<Vec<u8>> = Vec::new();
         let mut keep = |paths: &std::collections::BTreeSet<Vec<u8>>| -> Vec<Vec<u8>> {
             paths
                 .iter()
                 .filter(|p| match filter.drop_reason(p) {
                     Some(reason) => {
                         *stats.filtered.entry(reason.to_string()).or_default() += 1;
+                        if reason == "package" {
+                            package_reads.push(p.to_vec());
+                        }
                         false
                     }
                     None => true,
@@ -332,8 +346,11 @@ impl Assembler {
         }
         untraced.sort();
         untraced.dedup();
+        let exes: Vec<Vec<u8>> = processes.iter().map(|p| p.exe.clone()).collect();
+        let runtime = crate::python::runtime(&package_reads, &exes);
         NewJob {
             meta,
+            runtime,
             tracer: "preload".into(),
             untraced,
             processes,
@@ -342,5 +359,34 @@ impl Assembler {
             stats,
             hashed: hashed_keys,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(argv: &str, ppid: i32, t_ns: u64) -> ProcessHello {
+        ProcessHello {
+            pid: 7,
+            ppid,
+            job_token: vec![],
+            exe: argv.as_bytes().to_vec(),
+            argv: vec![argv.as_bytes().to_vec()],
+            t_ns,
+        }
+    }
+
+    #[test]
+    fn the_latest_image_names_a_process_whatever_the_arrival_order() {
+        let mut asm = Assembler::default();
+        for id in [1, 2] {
+            asm.apply(Input::Opened(id));
+        }
+        // The exec'd image's hello arrives before its pre-exec image's.
+        asm.apply(Input::Hello(2, hello("cat", 1, 20)));
+        asm.apply(Input::Hello(1, hello("sh", 5, 10)));
+        let p = &asm.procs[&7].hello;
+        assert_eq!((p.argv[0].as_slice(), p.ppid, p.t_ns), (&b"cat"[..], 5, 10));
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod filter;
 pub mod hash;
 mod pathnorm;
+pub mod python;
 pub mod reader;
 pub mod server;
 pub mod spool;

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use roar_protocol::{GitInfo, JobMeta, UntracedReason};
+
+use crate::python::Runtime;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +95,9 @@ CREATE TABLE process_files (
 );
 CREATE INDEX process_files_job ON process_files(job_id, pid);
 "#,
+    r#"
+ALTER TABLE jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT '{}';  -- JSON python::Runtime
+"#,
 ];
 
 /// An executable the job ran that the preload library could not (fully) trace.
@@ -178,6 +183,7 @@ pub struct FileKey {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub meta: JobMeta,
+    pub runtime: Runtime,
     pub tracer: String,
     pub untraced: Vec<Untraced>,
     pub processes: Vec<ProcessRecord>,
@@ -209,6 +215,7 @@ pub struct Job {
     pub git: Option<GitInfo>,
     pub tracer: String,
     pub untraced: Vec<Untraced>,
+    pub runtime: Runtime,
     pub stats: JobStats,
 }
 
@@ -245,7 +252,7 @@ pub struct Store {
 }
 
 const JOB_COLUMNS: &str = "id, uid, session_id, step, kind, command, cwd, started_at, ended_at, \
-     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced";
+     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime";
 
 fn job_from_row(row: &Row) -> Result<Job> {
     let command: String = row.get(5)?;
@@ -273,6 +280,7 @@ fn job_from_row(row: &Row) -> Result<Job> {
         git: git.transpose()?,
         tracer: row.get(14)?,
         untraced: serde_json::from_str(&row.get::<_, String>(16)?).unwrap_or_default(),
+        runtime: serde_json::from_str(&row.get::<_, String>(17)?).unwrap_or_default(),
         stats: serde_json::from_str(&stats).unwrap_or_default(),
     })
 }
@@ -455,8 +463,8 @@ impl Store {
         let git = m.git.as_ref();
         tx.execute(
             "INSERT INTO jobs (uid, session_id, step, kind, command, cwd, started_at, ended_at,
-                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 random_hex(16),
                 session_id,
@@ -474,6 +482,7 @@ impl Store {
                 job.tracer,
                 serde_json::to_string(&job.stats).expect("stats serialise"),
                 serde_json::to_string(&job.untraced).expect("untraced serialise"),
+                serde_json::to_string(&job.runtime).expect("runtime serialises"),
             ],
         )?;
         let job_id = tx.last_insert_rowid();
@@ -692,7 +701,7 @@ impl Store {
              WHERE e.artifact_id = ?1 ORDER BY j.id"
         ))?;
         let rows = stmt.query_map([artifact_id], |r| {
-            let path: Vec<u8> = r.get(17)?;
+            let path: Vec<u8> = r.get(18)?;
             Ok((job_from_row(r)?, lossy(&path)))
         })?;
         rows.collect()
@@ -770,6 +779,7 @@ mod tests {
         let new = |argv, inputs, outputs| NewJob {
             meta: meta(argv),
             tracer: "preload".into(),
+            runtime: Runtime::default(),
             untraced: vec![],
             processes: vec![],
             inputs,
