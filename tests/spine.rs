@@ -791,3 +791,28 @@ fn package_reads_become_the_interpreter_and_distributions() {
         "{interpreters:?} (want {version})"
     );
 }
+
+#[test]
+fn inputs_are_hashed_as_read_and_never_twice() {
+    let p = Project::new();
+    p.write("a", "version one\n");
+    let old = b3(&p.file("a"));
+    let child = p
+        .command(&["run", "-q", "sh", "-c", "cat a > /dev/null; sleep 1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    // Changed after the job read it, before the job ended.
+    p.write("a", "version two, longer\n");
+    assert!(child.wait_with_output().unwrap().status.success());
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(entry(&job, "inputs", &p.file("a"))["hash"], old.as_str());
+
+    // Unchanged inputs: the second run hashes nothing.
+    p.write("b", "stable\n");
+    p.run_ok(&["cat", "b"]);
+    p.run_ok(&["cat", "b"]);
+    let second = p.json(&["show", "@3"]);
+    assert_eq!(second["stats"]["hashed_bytes"], 0, "{}", second["stats"]);
+    assert_eq!(second["stats"]["cache_hits"], 1);
+}

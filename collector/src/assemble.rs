@@ -11,7 +11,7 @@ use roar_protocol::{access, JobMeta, UntracedReason};
 
 use crate::classify::{classify, FileEvent};
 use crate::filter::Filter;
-use crate::hash::{hash_all, HashError};
+use crate::hash::{hash_all, HashError, Hashed};
 use crate::reader::{ConnId, Input, ProcessHello};
 use crate::store::{FileKey, FileRecord, JobStats, NewJob, ProcessRecord, Store, Untraced};
 
@@ -183,7 +183,14 @@ impl Assembler {
 
     /// Builds the job for `meta` from what was received. Processes of other
     /// jobs (another token) are left out; processes still running are detached.
-    pub fn build_job(&self, meta: JobMeta, filter: &Filter, store: &Mutex<Store>) -> NewJob {
+    /// `prehashed`: inputs hashed while the job ran (see [`Prehasher`]).
+    pub fn build_job(
+        &self,
+        meta: JobMeta,
+        filter: &Filter,
+        store: &Mutex<Store>,
+        prehashed: &HashMap<Vec<u8>, Hashed>,
+    ) -> NewJob {
         let token = meta.job_token.as_bytes();
         let members: HashSet<i32> = self
             .procs
@@ -266,9 +273,29 @@ impl Assembler {
             .chain(&outputs)
             .map(|p| Path::new(OsStr::from_bytes(p)))
             .collect();
+        // Inputs hashed while the job ran are taken as they were read;
+        // outputs are hashed now, in their final state.
+        let early = |i: usize, p: &Path| -> Option<&Hashed> {
+            (i < inputs.len()).then(|| prehashed.get(p.as_os_str().as_bytes()))?
+        };
+        let late: Vec<&Path> = to_hash
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| early(*i, p).is_none())
+            .map(|(_, p)| *p)
+            .collect();
+        let mut late_results = hash_all(&late, &lookup).into_iter();
+        let results: Vec<Result<Hashed, HashError>> = to_hash
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match early(i, p) {
+                Some(h) => Ok(h.clone()),
+                None => late_results.next().expect("one result per late path"),
+            })
+            .collect();
         let mut hashed_keys: Vec<(FileKey, String)> = Vec::new();
         let mut records = Vec::with_capacity(to_hash.len());
-        for (path, result) in to_hash.iter().zip(hash_all(&to_hash, &lookup)) {
+        for (path, result) in to_hash.iter().zip(results) {
             match result {
                 Ok(h) => {
                     if h.from_cache {

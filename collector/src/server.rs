@@ -12,14 +12,22 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 use roar_protocol::{JobMeta, Reply};
 
 use crate::assemble::Assembler;
+use std::collections::HashMap;
+
+use roar_protocol::access;
+
+use crate::classify::FileEvent;
 use crate::config::Config;
 use crate::filter::Filter;
+use crate::hash::{Hashed, Prehasher};
 use crate::reader::{read_connection, Input};
 use crate::store::{Job, Store};
 
 /// Inputs in flight between readers and the assembler; a full channel slows
 /// the readers (and, through the socket buffers, the shims), never drops.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
+/// Threads hashing inputs while the job runs.
+const PREHASH_WORKERS: usize = 2;
 
 /// VmHWM of this process, from /proc (0 where there is none).
 fn peak_rss_kb() -> u64 {
@@ -67,10 +75,11 @@ fn record(
     filter: &Filter,
     store: Store,
     db: &Path,
+    prehashed: &HashMap<Vec<u8>, Hashed>,
     incomplete: bool,
 ) -> Result<Job, String> {
     let store = Mutex::new(store);
-    let mut job = asm.build_job(meta, filter, &store);
+    let mut job = asm.build_job(meta, filter, &store, prehashed);
     job.stats.collector_peak_rss_kb = peak_rss_kb();
     job.stats.incomplete = incomplete;
     let recorded = store
@@ -99,7 +108,7 @@ pub fn record_from_spool(
     }
     let mut store_meta = meta;
     store_meta.job_token.clear(); // every spooled process belongs to this job
-    let job = record(&asm, store_meta, &filter, store, db, true)?;
+    let job = record(&asm, store_meta, &filter, store, db, &HashMap::new(), true)?;
     let _ = std::fs::remove_dir_all(spool);
     Ok(job)
 }
@@ -136,6 +145,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let _ = std::io::stdout().flush();
 
     let mut asm = Assembler::default();
+    let mut prehash = Prehasher::start(&opts.db, PREHASH_WORKERS);
     let mut finish: Option<(JobMeta, UnixStream, Instant)> = None;
     loop {
         let input = match &finish {
@@ -144,6 +154,13 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         };
         match input {
             Ok(input) => {
+                if let Input::File(_, _, FileEvent::Open { path, access: a }) = &input {
+                    let read_only = a & access::READ != 0 && a & access::WRITE == 0;
+                    if read_only && a & access::DIRECTORY == 0 && filter.drop_reason(path).is_none()
+                    {
+                        prehash.submit(path);
+                    }
+                }
                 if let Some((meta, stream)) = asm.apply(input) {
                     finish = Some((meta, stream, Instant::now() + opts.grace));
                 }
@@ -157,7 +174,8 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let Some((meta, mut reply_to, _)) = finish else {
         return Err("all clients left before the job was finished".into());
     };
-    let reply = match record(&asm, meta, &filter, store, &opts.db, false) {
+    let prehashed = prehash.finish();
+    let reply = match record(&asm, meta, &filter, store, &opts.db, &prehashed, false) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {
                 let _ = std::fs::remove_dir_all(spool);
