@@ -89,24 +89,13 @@ fn strace_access(trace: &str, root: &str, top_cwd: &str) -> Vec<Access> {
     let mut procs: BTreeMap<String, P> = BTreeMap::new();
     // strace -f names threads by their own ids: a thread is its process.
     let mut process_of: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending: BTreeMap<String, String> = BTreeMap::new();
     let rel = |p: &str| -> Option<String> {
         let p = Path::new(p);
         let r = p.strip_prefix(root).ok()?.to_string_lossy().into_owned();
         (!r.is_empty() && !r.starts_with(".roar")).then_some(r)
     };
-    for line in trace.lines() {
-        let (pid, rest) = line.split_once(char::is_whitespace).unwrap_or(("", line));
-        let rest = rest.trim_start();
-        let call = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            pending.insert(pid.to_string(), head.to_string());
-            continue;
-        } else if rest.starts_with("<...") {
-            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
-            format!("{}{}", pending.remove(pid).unwrap_or_default(), tail)
-        } else {
-            rest.to_string()
-        };
+    for (pid, call) in strace_calls(trace) {
+        let pid = pid.as_str();
         let Some((name, args)) = call.split_once('(') else {
             continue;
         };
@@ -145,7 +134,12 @@ fn strace_access(trace: &str, root: &str, top_cwd: &str) -> Vec<Access> {
                         writes: BTreeSet::new(),
                         ..me
                     };
-                    procs.insert(child, fresh);
+                    // The child may have been seen first (it can run before the
+                    // parent's clone returns): keep what it already did.
+                    let seen = procs.entry(child).or_insert_with(|| fresh.clone());
+                    if seen.argv.is_empty() {
+                        seen.argv = fresh.argv;
+                    }
                 }
             }
             "chdir" => p.cwd = join(&cwd, &q[0]),

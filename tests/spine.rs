@@ -1,7 +1,7 @@
 //! The spine end to end: real processes traced by the real shim, recorded by
 //! the real collector into a real SQLite file, queried through the CLI.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -136,20 +136,8 @@ fn quoted(s: &str) -> Vec<String> {
 
 /// Parses `strace -f` output (pid-prefixed, unfinished/resumed lines joined).
 fn parse_strace(trace: &str) -> Vec<Seen> {
-    let mut pending: BTreeMap<String, String> = BTreeMap::new();
     let mut seen = Vec::new();
-    for line in trace.lines() {
-        let (pid, rest) = line.split_once(char::is_whitespace).unwrap_or(("", line));
-        let rest = rest.trim_start();
-        let call = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            pending.insert(pid.to_string(), head.to_string());
-            continue;
-        } else if rest.starts_with("<...") {
-            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
-            format!("{}{}", pending.remove(pid).unwrap_or_default(), tail)
-        } else {
-            rest.to_string()
-        };
+    for (_pid, call) in strace_calls(trace) {
         let Some((name, args)) = call.split_once('(') else {
             continue;
         };
@@ -332,10 +320,7 @@ fn exit_status_and_signals_are_passed_through() {
         let mut child = p.command(&["run", "-q", "sleep", "30"]).spawn().unwrap();
         let started = Instant::now();
         // Wait until the command runs under roar (its collector is up first).
-        while collector_pid(&p.file(".roar/roar.db")).is_none() {
-            assert!(started.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_collector(&p.file(".roar/roar.db"));
         std::thread::sleep(Duration::from_millis(200));
         Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
@@ -382,6 +367,18 @@ fn stdio_passes_through_and_summary_respects_quiet() {
     );
 }
 
+/// The pid of the collector recording into `db`, once it runs.
+fn wait_for_collector(db: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = collector_pid(db) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "collector never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn collector_pid(db: &Path) -> Option<i32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -414,14 +411,7 @@ fn killed_collector_does_not_disturb_the_command() {
         .spawn()
         .unwrap();
     let db = p.file(".roar/roar.db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let pid = loop {
-        if let Some(pid) = collector_pid(&db) {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "collector never started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let pid = wait_for_collector(&db);
     std::thread::sleep(Duration::from_millis(300));
     Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -711,14 +701,7 @@ fn a_run_that_died_with_its_collector_is_recovered_by_the_next_command() {
         .spawn()
         .unwrap();
     let db = p.file(".roar/roar.db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let collector = loop {
-        if let Some(pid) = collector_pid(&db) {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "collector never started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let collector = wait_for_collector(&db);
     std::thread::sleep(Duration::from_millis(500));
     for pid in [roar.id() as i32, collector] {
         Command::new("kill")

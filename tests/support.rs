@@ -162,6 +162,28 @@ pub fn build_c(p: &Project, name: &str, src: &str, flags: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `strace -f -o` output as (pid, call) pairs, with the `<unfinished ...>`
+/// and `<... resumed>` halves of interrupted calls joined.
+pub fn strace_calls(trace: &str) -> Vec<(String, String)> {
+    let mut pending: std::collections::BTreeMap<String, String> = Default::default();
+    let mut calls = Vec::new();
+    for line in trace.lines() {
+        let (pid, rest) = line.split_once(char::is_whitespace).unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let call = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid.to_string(), head.to_string());
+            continue;
+        } else if rest.starts_with("<...") {
+            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
+            format!("{}{}", pending.remove(pid).unwrap_or_default(), tail)
+        } else {
+            rest.to_string()
+        };
+        calls.push((pid.to_string(), call));
+    }
+    calls
+}
+
 pub fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])

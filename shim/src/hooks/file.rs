@@ -139,26 +139,27 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
     });
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn roar_fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
-    let Some(real) = real::fopen() else {
-        return enosys(std::ptr::null_mut());
+/// fopen and fopen64: call the original, record the outcome.
+macro_rules! fopen_hooks {
+    ($($entry:ident => $real:ident;)*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $entry(path: *const c_char, mode: *const c_char) -> *mut FILE {
+                let Some(real) = real::$real() else {
+                    return enosys(std::ptr::null_mut());
+                };
+                // SAFETY: the caller's arguments, forwarded unchanged.
+                let fp = unsafe { real(path, mode) };
+                fopened(path, mode, fp);
+                fp
+            }
+        )*
     };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let fp = unsafe { real(path, mode) };
-    fopened(path, mode, fp);
-    fp
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn roar_fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
-    let Some(real) = real::fopen64() else {
-        return enosys(std::ptr::null_mut());
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let fp = unsafe { real(path, mode) };
-    fopened(path, mode, fp);
-    fp
+fopen_hooks! {
+    roar_fopen => fopen;
+    roar_fopen64 => fopen64;
 }
 
 #[no_mangle]
