@@ -509,17 +509,19 @@ impl Store {
                 }
             }
             let now = now_unix();
-            let mut art_insert = tx.prepare(
-                "INSERT OR IGNORE INTO artifacts (hash, size, first_seen) VALUES (?1, ?2, ?3)",
+            // One statement for new and known artifacts alike: the no-op
+            // update makes RETURNING give the existing row's id.
+            let mut artifact_id = tx.prepare(
+                "INSERT INTO artifacts (hash, size, first_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id",
             )?;
-            let mut art_id = tx.prepare("SELECT id FROM artifacts WHERE hash = ?1")?;
             for (table, files) in [("job_inputs", &job.inputs), ("job_outputs", &job.outputs)] {
                 let mut edge = tx.prepare(&format!(
                     "INSERT OR REPLACE INTO {table} (job_id, artifact_id, path) VALUES (?1, ?2, ?3)"
                 ))?;
                 for f in files {
-                    art_insert.execute(params![f.hash, f.size as i64, now])?;
-                    let id: i64 = art_id.query_row([&f.hash], |r| r.get(0))?;
+                    let id: i64 =
+                        artifact_id.query_row(params![f.hash, f.size as i64, now], |r| r.get(0))?;
                     edge.execute(params![job_id, id, f.path])?;
                 }
             }
