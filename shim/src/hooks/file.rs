@@ -4,6 +4,7 @@ use libc::{c_char, c_int, c_uint, mode_t, AT_FDCWD, FILE};
 use roar_protocol::{access, Bytes, Message};
 
 use super::{c_bytes, enosys, observe};
+use crate::conn::State;
 use crate::{paths, real, sys};
 
 /// Access bits of an `open` flags word. An `O_PATH` descriptor reads and
@@ -57,19 +58,24 @@ fn opened(dirfd: c_int, path: *const c_char, access: u8, ret: c_int) {
         let Some(p) = (unsafe { c_bytes(path) }) else {
             return;
         };
-        let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
-        let msg = Message::Open {
-            path: Bytes::borrowed(path),
-            access,
-            result,
-            t_ns: sys::now_ns(),
-        };
-        if writes(access, result) {
-            st.out.push_now(&msg);
-        } else {
-            st.out.push(&msg);
-        }
+        send_open(st, dirfd, p, access, result);
     });
+}
+
+/// The Open event for `p` (relative to `dirfd`); changes go out at once.
+fn send_open(st: &mut State, dirfd: c_int, p: &[u8], access: u8, result: c_int) {
+    let path = paths::resolve(&st.cwd, &mut st.scratch[0], dirfd, p);
+    let msg = Message::Open {
+        path: Bytes::borrowed(path),
+        access,
+        result,
+        t_ns: sys::now_ns(),
+    };
+    if writes(access, result) {
+        st.out.push_now(&msg);
+    } else {
+        st.out.push(&msg);
+    }
 }
 
 /// A successful open that may change the file: sent at once.
@@ -123,19 +129,7 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
             // SAFETY: a non-NULL result of fopen is a valid stream.
             unsafe { libc::fileno(fp) }
         };
-        let path = paths::resolve(&st.cwd, &mut st.scratch[0], AT_FDCWD, p);
-        let access = fopen_access(m);
-        let msg = Message::Open {
-            path: Bytes::borrowed(path),
-            access,
-            result,
-            t_ns: sys::now_ns(),
-        };
-        if writes(access, result) {
-            st.out.push_now(&msg);
-        } else {
-            st.out.push(&msg);
-        }
+        send_open(st, AT_FDCWD, p, fopen_access(m), result);
     });
 }
 
