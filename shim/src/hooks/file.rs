@@ -133,17 +133,22 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
     });
 }
 
-/// fopen and fopen64: call the original, record the outcome.
+/// The fopen family: call the original, record the outcome. freopen's
+/// extra stream argument is passed through.
 macro_rules! fopen_hooks {
-    ($($entry:ident => $real:ident;)*) => {
+    ($($entry:ident => $real:ident($($extra:ident: $ty:ty),*);)*) => {
         $(
             #[no_mangle]
-            pub unsafe extern "C" fn $entry(path: *const c_char, mode: *const c_char) -> *mut FILE {
+            pub unsafe extern "C" fn $entry(
+                path: *const c_char,
+                mode: *const c_char,
+                $($extra: $ty),*
+            ) -> *mut FILE {
                 let Some(real) = real::$real() else {
                     return enosys(std::ptr::null_mut());
                 };
                 // SAFETY: the caller's arguments, forwarded unchanged.
-                let fp = unsafe { real(path, mode) };
+                let fp = unsafe { real(path, mode, $($extra),*) };
                 fopened(path, mode, fp);
                 fp
             }
@@ -152,38 +157,10 @@ macro_rules! fopen_hooks {
 }
 
 fopen_hooks! {
-    roar_fopen => fopen;
-    roar_fopen64 => fopen64;
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_freopen(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut FILE,
-) -> *mut FILE {
-    let Some(real) = real::freopen() else {
-        return enosys(std::ptr::null_mut());
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let fp = unsafe { real(path, mode, stream) };
-    fopened(path, mode, fp);
-    fp
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn roar_freopen64(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut FILE,
-) -> *mut FILE {
-    let Some(real) = real::freopen64() else {
-        return enosys(std::ptr::null_mut());
-    };
-    // SAFETY: the caller's arguments, forwarded unchanged.
-    let fp = unsafe { real(path, mode, stream) };
-    fopened(path, mode, fp);
-    fp
+    roar_fopen => fopen();
+    roar_fopen64 => fopen64();
+    roar_freopen => freopen(stream: *mut FILE);
+    roar_freopen64 => freopen64(stream: *mut FILE);
 }
 
 /// Records a successful rename.
