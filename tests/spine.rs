@@ -799,3 +799,31 @@ fn inputs_are_hashed_as_read_and_never_twice() {
     assert_eq!(second["stats"]["hashed_bytes"], 0, "{}", second["stats"]);
     assert_eq!(second["stats"]["cache_hits"], 1);
 }
+
+#[test]
+fn outputs_are_hashed_once_closed_and_checked_again_at_the_end() {
+    let p = Project::new();
+    // `b` is closed (hashed early), then changed through a second fd that
+    // sends no close; `a` is closed and left alone.
+    let script = "import os, time\n\
+        fd = os.open('b', os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n\
+        os.write(fd, b'first')\n\
+        keep = os.dup(fd)\n\
+        os.close(fd)\n\
+        time.sleep(0.5)\n\
+        os.write(keep, b' and more')\n\
+        with open('a', 'w') as f:\n    f.write('done')\n\
+        time.sleep(0.3)\n";
+    p.run_ok(&["python3", "-c", script]);
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(
+        entry(&job, "outputs", &p.file("b"))["hash"],
+        b3(&p.file("b")).as_str()
+    );
+    assert_eq!(
+        entry(&job, "outputs", &p.file("a"))["hash"],
+        b3(&p.file("a")).as_str()
+    );
+    assert_eq!(job["stats"]["hashed_early"], 1, "{}", job["stats"]);
+    assert_eq!(job["stats"]["hashed_files"], 2, "{}", job["stats"]);
+}

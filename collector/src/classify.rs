@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roar_protocol::access;
 
-/// One file-system effect of a traced process, with absolute paths.
+/// One file-system effect of a traced process. `P` names a path: its
+/// absolute bytes, or the assembler's id for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileEvent {
-    Open { path: Vec<u8>, access: u8 },
-    Rename { from: Vec<u8>, to: Vec<u8> },
-    Unlink { path: Vec<u8> },
-    Link { to: Vec<u8> },
+pub enum FileEvent<P = Vec<u8>> {
+    Open { path: P, access: u8 },
+    Rename { from: P, to: P },
+    Unlink { path: P },
+    Link { to: P },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,17 +24,19 @@ struct PathState {
     written: bool,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct AccessSets {
-    pub inputs: BTreeSet<Vec<u8>>,
-    pub outputs: BTreeSet<Vec<u8>>,
+#[derive(Debug, PartialEq, Eq)]
+pub struct AccessSets<P> {
+    pub inputs: BTreeSet<P>,
+    pub outputs: BTreeSet<P>,
     /// Paths written and removed again inside the job.
-    pub transient: BTreeSet<Vec<u8>>,
+    pub transient: BTreeSet<P>,
 }
 
-pub fn classify<'a>(events: impl IntoIterator<Item = &'a FileEvent>) -> AccessSets {
-    let mut state: BTreeMap<&[u8], PathState> = BTreeMap::new();
-    let mut transient = BTreeSet::new();
+pub fn classify<'a, P: Ord + Clone + 'a>(
+    events: impl IntoIterator<Item = &'a FileEvent<P>>,
+) -> AccessSets<P> {
+    let mut state: BTreeMap<&P, PathState> = BTreeMap::new();
+    let mut transient: BTreeSet<&P> = BTreeSet::new();
     for ev in events {
         match ev {
             FileEvent::Open { path, access: a } => {
@@ -49,7 +52,7 @@ pub fn classify<'a>(events: impl IntoIterator<Item = &'a FileEvent>) -> AccessSe
                 }
                 if writes {
                     s.written = true;
-                    transient.remove(path.as_slice());
+                    transient.remove(path);
                 }
             }
             FileEvent::Rename { from, to } => {
@@ -57,31 +60,34 @@ pub fn classify<'a>(events: impl IntoIterator<Item = &'a FileEvent>) -> AccessSe
                 moved.written = false;
                 let dst = state.entry(to).or_default();
                 dst.written = true;
-                transient.remove(to.as_slice());
+                transient.remove(to);
             }
             FileEvent::Unlink { path } => {
                 let s = state.entry(path).or_default();
                 if s.written {
-                    transient.insert(path.as_slice());
+                    transient.insert(path);
                 }
                 s.written = false;
             }
             FileEvent::Link { to } => {
                 state.entry(to).or_default().written = true;
-                transient.remove(to.as_slice());
+                transient.remove(to);
             }
         }
     }
-    let mut sets = AccessSets::default();
+    let mut sets = AccessSets {
+        inputs: BTreeSet::new(),
+        outputs: BTreeSet::new(),
+        transient: transient.into_iter().cloned().collect(),
+    };
     for (path, s) in state {
         if s.read_before_write {
-            sets.inputs.insert(path.to_vec());
+            sets.inputs.insert(path.clone());
         }
         if s.written {
-            sets.outputs.insert(path.to_vec());
+            sets.outputs.insert(path.clone());
         }
     }
-    sets.transient = transient.into_iter().map(<[u8]>::to_vec).collect();
     sets
 }
 

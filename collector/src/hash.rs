@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +42,8 @@ fn file_key(meta: &std::fs::Metadata) -> FileKey {
     }
 }
 
-fn stat_file(path: &Path) -> Result<FileKey, HashError> {
+/// The identity of the file at `path`, if it is a regular file.
+pub fn stat_file(path: &Path) -> Result<FileKey, HashError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(file_key(&m)),
         Ok(_) => Err(HashError::NotAFile),
@@ -122,71 +122,6 @@ pub fn hash_all(
         .into_iter()
         .map(|r| r.expect("every index is hashed once"))
         .collect()
-}
-
-/// Hashes files read during the job while it runs, so the work overlaps the
-/// command and the content recorded is the one read (not what the file
-/// became later). Workers look the hash cache up through their own
-/// connection to the database.
-pub struct Prehasher {
-    tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
-    submitted: std::collections::HashSet<Vec<u8>>,
-    results: std::sync::Arc<Mutex<std::collections::HashMap<Vec<u8>, Hashed>>>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Prehasher {
-    pub fn start(db: &Path, workers: usize) -> Prehasher {
-        let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-        let results = std::sync::Arc::new(Mutex::new(std::collections::HashMap::new()));
-        let workers = (0..workers)
-            .map(|_| {
-                let rx = rx.clone();
-                let results = results.clone();
-                let db = db.to_path_buf();
-                std::thread::spawn(move || {
-                    // Opened with the first file: a job that reads nothing pays nothing.
-                    let Ok(first) = rx.recv() else { return };
-                    let store = crate::store::Store::open(&db).ok();
-                    let cached =
-                        |k: &FileKey| store.as_ref().and_then(|s| s.cached_hash(k).ok().flatten());
-                    for path in std::iter::once(first).chain(rx) {
-                        let p = Path::new(std::ffi::OsStr::from_bytes(&path));
-                        if let Ok(h) = hash_file(p, &cached) {
-                            results
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(path, h);
-                        }
-                    }
-                })
-            })
-            .collect();
-        Prehasher {
-            tx: Some(tx),
-            submitted: Default::default(),
-            results,
-            workers,
-        }
-    }
-
-    /// Queues `path` once.
-    pub fn submit(&mut self, path: &[u8]) {
-        if self.submitted.insert(path.to_vec()) {
-            if let Some(tx) = &self.tx {
-                let _ = tx.send(path.to_vec());
-            }
-        }
-    }
-
-    /// Waits for the queued files and returns what was hashed, by path.
-    pub fn finish(mut self) -> std::collections::HashMap<Vec<u8>, Hashed> {
-        drop(self.tx.take());
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        std::mem::take(&mut *self.results.lock().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,12 @@ pub enum Input {
     /// of every connection accepted before a later one's messages.
     Opened(ConnId),
     Hello(ConnId, ProcessHello),
+    /// A successful open: time, path, access bits, fd.
+    Open(ConnId, u64, Vec<u8>, u8, i32),
+    /// Any other file effect, with its time.
     File(ConnId, u64, FileEvent),
+    /// A descriptor opened for writing was closed.
+    Close(ConnId, i32),
     Exit(ConnId, i32),
     Untraced(ConnId, Vec<u8>, UntracedReason),
     Finish(ConnId, JobMeta, UnixStream),
@@ -65,13 +70,7 @@ pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Op
             access,
             result,
             t_ns,
-        } if result >= 0 => file(
-            t_ns,
-            FileEvent::Open {
-                path: normalize(&path.0),
-                access,
-            },
-        ),
+        } if result >= 0 => Some(Input::Open(id, t_ns, normalize(&path.0), access, result)),
         Message::Open { .. } => None,
         Message::Rename { from, to, t_ns } => file(
             t_ns,
@@ -93,6 +92,7 @@ pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Op
             },
         ),
         Message::Exit { status, .. } => Some(Input::Exit(id, status)),
+        Message::Close { fd, .. } => Some(Input::Close(id, fd)),
         Message::Untraced { path, reason, .. } => {
             Some(Input::Untraced(id, normalize(&path.0), reason))
         }

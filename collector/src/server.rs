@@ -5,29 +5,24 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use roar_protocol::{JobMeta, Reply};
 
 use crate::assemble::Assembler;
-use std::collections::HashMap;
-
-use roar_protocol::access;
-
-use crate::classify::FileEvent;
 use crate::config::Config;
 use crate::filter::Filter;
-use crate::hash::{Hashed, Prehasher};
+use crate::hashing::{hash_job, EarlyHasher, EarlyHashes};
 use crate::reader::{read_connection, Input};
 use crate::store::{Job, Store};
+use crate::writer::Writer;
 
 /// Inputs in flight between readers and the assembler; a full channel slows
 /// the readers (and, through the socket buffers, the shims), never drops.
 const CHANNEL_CAPACITY: usize = 16 * 1024;
-/// Threads hashing inputs while the job runs.
-const PREHASH_WORKERS: usize = 2;
+/// Threads hashing files while the job runs.
+const EARLY_HASH_WORKERS: usize = 2;
 
 /// VmHWM of this process, from /proc (0 where there is none).
 fn peak_rss_kb() -> u64 {
@@ -68,25 +63,26 @@ fn project_filter(
     Ok(Filter::new(project_root.clone(), roar_dirs, &config))
 }
 
-/// Builds the job from what the assembler holds and writes it.
+/// Hashes and writes the job `meta` names from what the assembler holds.
 fn record(
-    asm: &Assembler,
+    asm: Assembler,
     meta: JobMeta,
-    filter: &Filter,
-    store: Store,
+    early: EarlyHashes,
     db: &Path,
-    prehashed: &HashMap<Vec<u8>, Hashed>,
+    writer: &Writer,
     incomplete: bool,
 ) -> Result<Job, String> {
-    let store = Mutex::new(store);
-    let mut job = asm.build_job(meta, filter, &store, prehashed);
+    let draft = asm.draft(meta);
+    drop(asm);
+    let reader = open_store(db)?;
+    let mut job = hash_job(draft, early, reader);
     job.stats.collector_peak_rss_kb = peak_rss_kb();
     job.stats.incomplete = incomplete;
-    let recorded = store
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record_job(&job);
-    recorded.map_err(|e| format!("cannot write the job to {}: {e}", db.display()))
+    writer.record(job)
+}
+
+fn open_store(db: &Path) -> Result<Store, String> {
+    Store::open(db).map_err(|e| format!("cannot open database {}: {e}", db.display()))
 }
 
 /// Records the job a dead collector was assembling, from its spool, marked
@@ -97,18 +93,15 @@ pub fn record_from_spool(
     project_root: &Option<PathBuf>,
     meta: JobMeta,
 ) -> Result<Job, String> {
-    let store =
-        Store::open(db).map_err(|e| format!("cannot open database {}: {e}", db.display()))?;
-    let filter = project_filter(project_root, vec![])?;
-    let mut asm = Assembler::default();
-    let inputs = crate::spool::replay(spool)
-        .map_err(|e| format!("cannot read the spool {}: {e}", spool.display()))?;
-    for input in inputs {
+    let writer = Writer::start(open_store(db)?, db.display().to_string());
+    let mut asm = Assembler::new(project_filter(project_root, vec![])?);
+    crate::spool::replay(spool, |input| {
         asm.apply(input);
-    }
+    })
+    .map_err(|e| format!("cannot read the spool {}: {e}", spool.display()))?;
     let mut store_meta = meta;
     store_meta.job_token.clear(); // every spooled process belongs to this job
-    let job = record(&asm, store_meta, &filter, store, db, &HashMap::new(), true)?;
+    let job = record(asm, store_meta, EarlyHashes::default(), db, &writer, true)?;
     let _ = std::fs::remove_dir_all(spool);
     Ok(job)
 }
@@ -116,8 +109,7 @@ pub fn record_from_spool(
 /// Serves until one job is recorded. Prints `ready` on stdout once clients
 /// can connect.
 pub fn serve_one_job(opts: &Options) -> Result<(), String> {
-    let store = Store::open(&opts.db)
-        .map_err(|e| format!("cannot open database {}: {e}", opts.db.display()))?;
+    let writer = Writer::start(open_store(&opts.db)?, opts.db.display().to_string());
     let _ = std::fs::remove_file(&opts.socket);
     let listener = UnixListener::bind(&opts.socket)
         .map_err(|e| format!("cannot listen on {}: {e}", opts.socket.display()))?;
@@ -144,8 +136,8 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     println!("ready");
     let _ = std::io::stdout().flush();
 
-    let mut asm = Assembler::default();
-    let mut prehash = Prehasher::start(&opts.db, PREHASH_WORKERS);
+    let mut asm = Assembler::new(filter);
+    let early = EarlyHasher::start(&opts.db, EARLY_HASH_WORKERS);
     let mut finish: Option<(JobMeta, UnixStream, Instant)> = None;
     loop {
         let input = match &finish {
@@ -154,15 +146,11 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         };
         match input {
             Ok(input) => {
-                if let Input::File(_, _, FileEvent::Open { path, access: a }) = &input {
-                    let read_only = a & access::READ != 0 && a & access::WRITE == 0;
-                    if read_only && a & access::DIRECTORY == 0 && filter.drop_reason(path).is_none()
-                    {
-                        prehash.submit(path);
-                    }
-                }
                 if let Some((meta, stream)) = asm.apply(input) {
                     finish = Some((meta, stream, Instant::now() + opts.grace));
+                }
+                for hint in asm.take_hints() {
+                    early.hint(hint);
                 }
             }
             Err(_) => break,
@@ -174,8 +162,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let Some((meta, mut reply_to, _)) = finish else {
         return Err("all clients left before the job was finished".into());
     };
-    let prehashed = prehash.finish();
-    let reply = match record(&asm, meta, &filter, store, &opts.db, &prehashed, false) {
+    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, false) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {
                 let _ = std::fs::remove_dir_all(spool);

@@ -37,9 +37,10 @@ impl SpoolWriter {
     }
 }
 
-/// The inputs a dead collector had received, connection by connection in
-/// the order they were accepted: what an assembler needs to rebuild the job.
-pub fn replay(dir: &Path) -> io::Result<Vec<Input>> {
+/// Feeds `apply` the inputs a dead collector had received, connection by
+/// connection in the order they were accepted: what an assembler needs to
+/// rebuild the job.
+pub fn replay(dir: &Path, mut apply: impl FnMut(Input)) -> io::Result<()> {
     let mut conns: Vec<(ConnId, PathBuf)> = std::fs::read_dir(dir)?
         .flatten()
         .filter_map(|e| {
@@ -49,18 +50,19 @@ pub fn replay(dir: &Path) -> io::Result<Vec<Input>> {
         })
         .collect();
     conns.sort();
-    let mut inputs = Vec::new();
     for (id, path) in conns {
-        inputs.push(Input::Opened(id));
+        apply(Input::Opened(id));
         let mut r = BufReader::new(File::open(path)?);
         let mut buf = Vec::new();
         // A frame cut short by the crash ends the file: keep what came before.
         while let Ok(true) = read_frame(&mut r, &mut buf) {
             if let Ok(msg) = decode::<Message>(&buf) {
-                inputs.extend(to_input(id, msg, None));
+                if let Some(input) = to_input(id, msg, None) {
+                    apply(input);
+                }
             }
         }
-        inputs.push(Input::Closed(id));
+        apply(Input::Closed(id));
     }
-    Ok(inputs)
+    Ok(())
 }

@@ -131,6 +131,10 @@ pub struct JobStats {
     pub processes: u64,
     pub hashed_files: u64,
     pub hashed_bytes: u64,
+    /// Outputs hashed while the job ran, once their writers closed them,
+    /// and found unchanged at its end (included in `hashed_files`).
+    #[serde(default)]
+    pub hashed_early: u64,
     pub cache_hits: u64,
     /// Files written and removed again inside the job.
     pub transient: u64,

@@ -97,7 +97,7 @@ pub struct GitInfo {
 }
 
 /// What the CLI knows about a job that the shim cannot see.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct JobMeta {
     pub job_token: String,
     /// "run" or "build".
@@ -175,6 +175,9 @@ pub enum Message<'a> {
     },
     /// The process is exiting with this status (exit, _exit, return from main).
     Exit { status: i32, t_ns: u64 },
+    /// The process closed `fd`, which it had opened for writing: the file
+    /// may be complete, so the collector can hash it while the job goes on.
+    Close { fd: i32, t_ns: u64 },
     /// From the CLI once the command has ended: record the job.
     FinishJob(JobMeta),
 }

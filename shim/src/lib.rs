@@ -31,6 +31,7 @@ mod hooks;
 mod paths;
 mod real;
 mod sys;
+mod written;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

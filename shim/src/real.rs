@@ -96,6 +96,7 @@ originals! {
     chdir: unsafe extern "C" fn(*const c_char) -> c_int;
     fchdir: unsafe extern "C" fn(c_int) -> c_int;
     close: unsafe extern "C" fn(c_int) -> c_int;
+    fclose: unsafe extern "C" fn(*mut FILE) -> c_int;
     close_range: unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
     closefrom: unsafe extern "C" fn(c_int);
     dup2: unsafe extern "C" fn(c_int, c_int) -> c_int;

@@ -88,6 +88,7 @@ RUST int roar_chdir(const char *path);
 RUST int roar_fchdir(int fd);
 
 RUST int roar_close(int fd);
+RUST int roar_fclose(FILE *fp);
 RUST int roar_close_range(unsigned int first, unsigned int last, int flags);
 RUST void roar_closefrom(int lowfd);
 RUST int roar_dup2(int oldfd, int newfd);
@@ -233,6 +234,7 @@ EXPORT int fchdir(int fd) { return roar_fchdir(fd); }
 /* ---- keeping the shim's own socket alive ---------------------------------- */
 
 EXPORT int close(int fd) { return roar_close(fd); }
+EXPORT int fclose(FILE *fp) { return roar_fclose(fp); }
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
     return roar_close_range(first, last, flags);

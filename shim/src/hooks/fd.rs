@@ -6,8 +6,11 @@ use std::panic::catch_unwind;
 
 use libc::{c_int, c_uint};
 
-use super::enosys;
-use crate::{conn, guard, real, sys};
+use libc::FILE;
+use roar_protocol::Message;
+
+use super::{enosys, observe_connected};
+use crate::{conn, guard, real, sys, written};
 
 /// Our socket fd when it lies in `first..=last` (and is still ours).
 fn own_in(first: c_uint, last: c_uint) -> Option<c_uint> {
@@ -25,8 +28,44 @@ pub unsafe extern "C" fn roar_close(fd: c_int) -> c_int {
     let Some(real) = real::close() else {
         return enosys(-1);
     };
+    let was_written = written::take(fd);
     // SAFETY: the caller's argument, forwarded unchanged.
-    unsafe { real(fd) }
+    let ret = unsafe { real(fd) };
+    if was_written && ret == 0 {
+        closed(fd);
+    }
+    ret
+}
+
+/// Tells the collector that `fd`, opened for writing, was closed. Only a
+/// hint, so a forked child that has not connected stays unconnected.
+fn closed(fd: c_int) {
+    observe_connected(|st| {
+        st.out.push_now(&Message::Close {
+            fd,
+            t_ns: sys::now_ns(),
+        })
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn roar_fclose(fp: *mut FILE) -> c_int {
+    let Some(real) = real::fclose() else {
+        return enosys(libc::EOF);
+    };
+    let fd = if fp.is_null() {
+        -1
+    } else {
+        // SAFETY: the caller's stream, still open.
+        unsafe { libc::fileno(fp) }
+    };
+    let was_written = written::take(fd);
+    // SAFETY: the caller's argument, forwarded unchanged.
+    let ret = unsafe { real(fp) };
+    if was_written && ret == 0 {
+        closed(fd);
+    }
+    ret
 }
 
 #[no_mangle]
@@ -34,6 +73,9 @@ pub unsafe extern "C" fn roar_close_range(first: c_uint, last: c_uint, flags: c_
     let Some(real) = real::close_range() else {
         return enosys(-1);
     };
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        written::forget_range(first, last);
+    }
     let Some(own) = own_in(first, last) else {
         // SAFETY: the caller's arguments, forwarded unchanged.
         return unsafe { real(first, last, flags) };
@@ -60,6 +102,7 @@ pub unsafe extern "C" fn roar_closefrom(lowfd: c_int) {
         return;
     };
     let low = c_uint::try_from(lowfd).unwrap_or(0);
+    written::forget_range(low, c_uint::MAX);
     let Some(own) = own_in(low, c_uint::MAX) else {
         // SAFETY: the caller's argument, forwarded unchanged.
         return unsafe { real(lowfd) };
@@ -96,8 +139,18 @@ pub unsafe extern "C" fn roar_dup2(oldfd: c_int, newfd: c_int) -> c_int {
         return enosys(-1);
     };
     spare(oldfd, newfd);
+    let was_written = oldfd != newfd && written::take(newfd);
     // SAFETY: the caller's arguments, forwarded unchanged.
-    unsafe { real(oldfd, newfd) }
+    let ret = unsafe { real(oldfd, newfd) };
+    replaced(was_written, ret, newfd);
+    ret
+}
+
+/// `newfd`, replaced by a dup, was open for writing: as good as closed.
+fn replaced(was_written: bool, ret: c_int, newfd: c_int) {
+    if was_written && ret >= 0 {
+        closed(newfd);
+    }
 }
 
 #[no_mangle]
@@ -106,6 +159,9 @@ pub unsafe extern "C" fn roar_dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> 
         return enosys(-1);
     };
     spare(oldfd, newfd);
+    let was_written = oldfd != newfd && written::take(newfd);
     // SAFETY: the caller's arguments, forwarded unchanged.
-    unsafe { real(oldfd, newfd, flags) }
+    let ret = unsafe { real(oldfd, newfd, flags) };
+    replaced(was_written, ret, newfd);
+    ret
 }

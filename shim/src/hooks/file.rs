@@ -5,7 +5,7 @@ use roar_protocol::{access, Bytes, Message};
 
 use super::{c_bytes, enosys, observe};
 use crate::conn::State;
-use crate::{paths, real, sys};
+use crate::{paths, real, sys, written};
 
 /// Access bits of an `open` flags word. An `O_PATH` descriptor reads and
 /// writes nothing: no access bits.
@@ -95,7 +95,11 @@ macro_rules! open_hooks {
                 };
                 // SAFETY: the caller's arguments, forwarded unchanged.
                 let ret = unsafe { real($($arg),*) };
-                opened($dirfd, $path, $access, ret);
+                let access = $access;
+                if writes(access, ret) {
+                    written::mark(ret);
+                }
+                opened($dirfd, $path, access, ret);
                 ret
             }
         )*
@@ -129,7 +133,11 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
             // SAFETY: a non-NULL result of fopen is a valid stream.
             unsafe { libc::fileno(fp) }
         };
-        send_open(st, AT_FDCWD, p, fopen_access(m), result);
+        let access = fopen_access(m);
+        if writes(access, result) {
+            written::mark(result);
+        }
+        send_open(st, AT_FDCWD, p, access, result);
     });
 }
 
@@ -227,6 +235,7 @@ macro_rules! mkstemp_hooks {
                 let fd = unsafe { real(tmpl, $($arg),*) };
                 if fd >= 0 {
                     // O_RDWR | O_CREAT | O_EXCL: a new file, open both ways.
+                    written::mark(fd);
                     opened(AT_FDCWD, tmpl, CREAT_ACCESS | access::READ, fd);
                 }
                 fd
