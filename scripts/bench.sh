@@ -87,3 +87,13 @@ fi
 # rerun: the same inputs again must hash nothing that was hashed before.
 "$roar" run -q python3 many_files.py
 echo "rerun of many-files: hashed $(last_stat hashed_files) files ($(last_stat hashed_bytes) bytes), $(last_stat cache_hits) cache hits"
+
+# A job of a million events (1M opens over 5,000 files): what the collector
+# holds must follow the files touched, not the events.
+cat > million.py <<'PY'
+import os
+for i in range(1_000_000):
+    os.close(os.open(f"in/{i % 5000}.txt", os.O_RDONLY))
+PY
+ms=$(once "$roar" run -q python3 million.py)
+echo "million-events: $(last_stat events) events in $((ms / 1000)) ms, collector peak RSS $(( $(last_stat collector_peak_rss_kb) / 1024 )) MiB"
