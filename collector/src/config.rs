@@ -50,6 +50,31 @@ pub const KEYS: &[KeySpec] = &[
         default: "true",
         doc: "drop files under /tmp and /var/tmp outside the project",
     },
+    KeySpec {
+        name: "analyzers.experiment_trackers",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "keep W&B, MLflow and Neptune folders out of lineage and record their run ids \
+              (false: record those files as ordinary artifacts)",
+    },
+    KeySpec {
+        name: "analyzers.experiment_trackers.wandb",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "the W&B analyzer (wandb/, *.wandb)",
+    },
+    KeySpec {
+        name: "analyzers.experiment_trackers.mlflow",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "the MLflow analyzer (mlruns/, mlartifacts/, mlflow.db)",
+    },
+    KeySpec {
+        name: "analyzers.experiment_trackers.neptune",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "the Neptune analyzer (.neptune/)",
+    },
 ];
 
 pub fn spec(name: &str) -> Option<&'static KeySpec> {
@@ -181,11 +206,32 @@ impl Config {
             self.doc[top] = Item::Table(first);
         }
         let mut item = self.doc.as_item_mut();
+        let mut parent = String::new();
         for part in table.split('.') {
-            if item.get(part).is_none() {
-                item[part] = toml_edit::table();
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}.{part}")
+            };
+            match item.get(part) {
+                None => item[part] = toml_edit::table(),
+                // A switch that is on may grow per-item settings
+                // (`experiment_trackers = true` → `[...experiment_trackers]`).
+                Some(i) if i.as_bool() == Some(true) => item[part] = toml_edit::table(),
+                Some(i) if !i.is_table_like() => {
+                    return Err(format!(
+                        "{parent} is {}, which turns all of it off; set {parent} true first",
+                        i.as_value()
+                            .map_or(String::new(), |v| v.clone().decorated("", "").to_string())
+                    ))
+                }
+                Some(_) => {}
             }
             item = &mut item[part];
+        }
+        // A table of per-item settings already means "on".
+        if item.get(key).is_some_and(Item::is_table_like) && value.as_bool() == Some(true) {
+            return Ok(());
         }
         item[key] = toml_edit::value(value);
         Ok(())
@@ -243,6 +289,21 @@ mod tests {
         assert!(!again.bool("filters.ignore_torch_cache"));
         assert!(c.set("filters.ignore_tmp_files", "yes").is_err());
         assert!(c.set("filters.bogus", "true").is_err());
+        c.set("analyzers.experiment_trackers.wandb", "false")
+            .unwrap();
+        assert!(c.bool("analyzers.experiment_trackers"));
+        assert!(!c.bool("analyzers.experiment_trackers.wandb"));
+        c.set("analyzers.experiment_trackers", "true").unwrap(); // keeps wandb = false
+        assert!(!c.bool("analyzers.experiment_trackers.wandb"));
+        c.set("analyzers.experiment_trackers", "false").unwrap();
+        assert!(!c.bool("analyzers.experiment_trackers"));
+        let err = c
+            .set("analyzers.experiment_trackers.mlflow", "true")
+            .unwrap_err();
+        assert!(
+            err.contains("set analyzers.experiment_trackers true first"),
+            "{err}"
+        );
         let mut fresh = Config::default();
         fresh.set("filters.ignore_package_reads", "false").unwrap();
         assert_eq!(

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::trackers::{tracker_of, Tracker};
 
 /// Operating-system trees whose reads say nothing about a job's data.
 const SYSTEM_PREFIXES: &[&str] = &[
@@ -53,6 +54,8 @@ pub struct Filter {
     /// `~/.cache` (or `$XDG_CACHE_HOME`) when library caches are dropped.
     library_cache: Option<PathBuf>,
     tmp: Option<Vec<PathBuf>>,
+    /// Trackers whose folders are analysed instead of recorded.
+    trackers: Vec<Tracker>,
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -81,6 +84,7 @@ impl Filter {
             torch: config.bool("filters.ignore_torch_cache").then_some(torch),
             library_cache: cache.filter(|_| config.bool("filters.ignore_library_caches")),
             tmp: config.bool("filters.ignore_tmp_files").then_some(tmp),
+            trackers: Tracker::enabled(config),
         }
     }
 
@@ -96,6 +100,10 @@ impl Filter {
                 .any(|c| PACKAGE_COMPONENTS.iter().any(|n| n.as_bytes() == c) || is_stdlib_dir(c))
         {
             return Some("package");
+        }
+        // Tracker folders usually live in the project: checked before it.
+        if let Some(t) = tracker_of(path).filter(|t| self.trackers.contains(t)) {
+            return Some(t.name());
         }
         // Below here, rules about places: the project is never one of them.
         if self
@@ -192,13 +200,22 @@ mod tests {
             Some("torch_cache")
         );
         assert_eq!(f.drop_reason(b"/data/python-notes.txt"), None);
+        assert_eq!(
+            f.drop_reason(b"/tmp/proj/wandb/run-x/files/a"),
+            Some("wandb")
+        );
+        assert_eq!(
+            f.drop_reason(b"/tmp/proj/mlruns/0/r/meta.yaml"),
+            Some("mlflow")
+        );
     }
 
     #[test]
     fn each_rule_follows_its_key() {
         let f = filter(
             "[filters]\nignore_system_reads = false\nignore_package_reads = false\n\
-             ignore_torch_cache = false\nignore_library_caches = false\nignore_tmp_files = false\n",
+             ignore_torch_cache = false\nignore_library_caches = false\nignore_tmp_files = false\n\
+             [analyzers.experiment_trackers]\nmlflow = false\n",
         );
         for p in [
             &b"/etc/hosts"[..],
@@ -206,9 +223,16 @@ mod tests {
             b"/home/u/.cache/torch/m.pt",
             b"/home/u/.cache/pip/x.whl",
             b"/tmp/other/scratch.bin",
+            b"/tmp/proj/mlruns/0/r/meta.yaml",
         ] {
             assert_eq!(f.drop_reason(p), None, "{}", String::from_utf8_lossy(p));
         }
         assert_eq!(f.drop_reason(b"/tmp/proj/.roar/roar.db"), Some("roar"));
+        assert_eq!(
+            f.drop_reason(b"/tmp/proj/wandb/run-x/files/a"),
+            Some("wandb")
+        );
+        let off = filter("[analyzers]\nexperiment_trackers = false\n");
+        assert_eq!(off.drop_reason(b"/tmp/proj/wandb/run-x/files/a"), None);
     }
 }

@@ -14,4 +14,5 @@ pub mod reader;
 pub mod server;
 pub mod spool;
 pub mod store;
+pub mod trackers;
 mod writer;
