@@ -71,6 +71,24 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
             .collect();
         outln!("  packages  {}", safe(&dists.join(", ")));
     }
+    for t in &j.trackers {
+        let mut about: Vec<&str> = [t.project.as_deref(), t.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        about.extend(t.url.as_deref());
+        let about = if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
+        };
+        outln!(
+            "  tracker   {} run {}{}",
+            t.tracker,
+            safe(&t.run_id),
+            safe(&about)
+        );
+    }
     for u in &j.untraced {
         outln!("  untraced  {} ({})", safe(&u.exe), u.reason.explain());
     }

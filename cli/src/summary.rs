@@ -42,6 +42,15 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
              what it had received is recorded, later events are missing"
         );
     }
+    for t in &job.trackers {
+        let at = t.url.as_deref().map(|u| format!(" ({})", safe(u)));
+        eprintln!(
+            "roar: {} run {}{}",
+            t.tracker,
+            safe(&t.run_id),
+            at.unwrap_or_default()
+        );
+    }
     for u in &job.untraced {
         eprintln!("roar: untraced: {} ({})", safe(&u.exe), u.reason.explain());
     }

@@ -52,6 +52,7 @@ pub fn job_detail(store: &Store, j: &Job) -> Result<Value> {
     o.insert("tracer".into(), json!(j.tracer));
     o.insert("interpreters".into(), json!(j.runtime.interpreters));
     o.insert("distributions".into(), json!(j.runtime.distributions));
+    o.insert("trackers".into(), json!(j.trackers));
     let processes: Vec<Value> = store.job_processes(j.id)?.iter().map(process).collect();
     o.insert("processes".into(), json!(processes));
     let inputs: Vec<Value> = store.job_inputs(j.id)?.iter().map(file).collect();

@@ -7,6 +7,8 @@
 //! again only moves the time of its latest such open (see [`Assembler::push`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use roar_protocol::{access, JobMeta, UntracedReason};
@@ -16,6 +18,7 @@ use crate::filter::Filter;
 use crate::intern::{PathId, PathTable};
 use crate::reader::{ConnId, Input, ProcessHello};
 use crate::store::{JobStats, ProcessRecord, Untraced};
+use crate::trackers::{Tracker, TrackerRun};
 
 #[derive(Debug)]
 struct Proc {
@@ -57,6 +60,8 @@ pub struct Draft {
     /// Reads dropped by the package filter (interpreter and distributions).
     pub package_reads: Vec<Vec<u8>>,
     pub untraced: Vec<Untraced>,
+    /// Tracker runs the job logged to.
+    pub trackers: Vec<TrackerRun>,
     pub stats: JobStats,
 }
 
@@ -402,6 +407,7 @@ impl Assembler {
         }
         untraced.sort();
         untraced.dedup();
+        let trackers = self.tracker_runs(&events, &meta);
         Draft {
             meta,
             processes,
@@ -410,9 +416,42 @@ impl Assembler {
             overwritten: names(overwritten),
             package_reads,
             untraced,
+            trackers,
             stats,
         }
     }
+
+    /// The tracker runs behind the tracker paths the job touched.
+    fn tracker_runs(&self, events: &[&TimedEvent], meta: &JobMeta) -> Vec<TrackerRun> {
+        let mut touched: BTreeMap<Tracker, BTreeSet<PathId>> = BTreeMap::new();
+        for e in events {
+            let ids = match e.event {
+                FileEvent::Open { path, .. } | FileEvent::Unlink { path } => [Some(path), None],
+                FileEvent::Rename { from, to } => [Some(from), Some(to)],
+                FileEvent::Link { to } => [Some(to), None],
+            };
+            for id in ids.into_iter().flatten() {
+                if let Some(t) = self.paths.drop_reason(id).and_then(Tracker::named) {
+                    touched.entry(t).or_default().insert(id);
+                }
+            }
+        }
+        let paths: BTreeMap<Tracker, Vec<&Path>> = touched
+            .into_iter()
+            .map(|(t, ids)| {
+                let paths = ids
+                    .into_iter()
+                    .map(|id| as_path(self.paths.name(id)))
+                    .collect();
+                (t, paths)
+            })
+            .collect();
+        crate::trackers::runs(&paths, meta.started_at, meta.ended_at)
+    }
+}
+
+fn as_path(p: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(p))
 }
 
 #[cfg(test)]

@@ -121,6 +121,7 @@ pub fn hash_job(draft: Draft, early: EarlyHashes, store: Store) -> NewJob {
         overwritten,
         package_reads,
         untraced,
+        trackers,
         mut stats,
     } = draft;
     // Inputs hashed during the job are taken as they were read; outputs
@@ -216,6 +217,7 @@ pub fn hash_job(draft: Draft, early: EarlyHashes, store: Store) -> NewJob {
     NewJob {
         meta,
         runtime,
+        trackers,
         tracer: "preload".into(),
         untraced,
         processes,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use roar_protocol::{GitInfo, JobMeta, UntracedReason};
 
 use crate::python::Runtime;
+use crate::trackers::TrackerRun;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,9 @@ CREATE INDEX process_files_job ON process_files(job_id, pid);
     r#"
 ALTER TABLE jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT '{}';  -- JSON python::Runtime
 "#,
+    r#"
+ALTER TABLE jobs ADD COLUMN trackers TEXT NOT NULL DEFAULT '[]';  -- JSON list of trackers::TrackerRun
+"#,
 ];
 
 /// An executable the job ran that the preload library could not (fully) trace.
@@ -188,6 +192,7 @@ pub struct FileKey {
 pub struct NewJob {
     pub meta: JobMeta,
     pub runtime: Runtime,
+    pub trackers: Vec<TrackerRun>,
     pub tracer: String,
     pub untraced: Vec<Untraced>,
     pub processes: Vec<ProcessRecord>,
@@ -220,6 +225,7 @@ pub struct Job {
     pub tracer: String,
     pub untraced: Vec<Untraced>,
     pub runtime: Runtime,
+    pub trackers: Vec<TrackerRun>,
     pub stats: JobStats,
 }
 
@@ -256,7 +262,7 @@ pub struct Store {
 }
 
 const JOB_COLUMNS: &str = "id, uid, session_id, step, kind, command, cwd, started_at, ended_at, \
-     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime";
+     exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime, trackers";
 
 fn job_from_row(row: &Row) -> Result<Job> {
     let command: String = row.get(5)?;
@@ -285,6 +291,7 @@ fn job_from_row(row: &Row) -> Result<Job> {
         tracer: row.get(14)?,
         untraced: serde_json::from_str(&row.get::<_, String>(16)?).unwrap_or_default(),
         runtime: serde_json::from_str(&row.get::<_, String>(17)?).unwrap_or_default(),
+        trackers: serde_json::from_str(&row.get::<_, String>(18)?).unwrap_or_default(),
         stats: serde_json::from_str(&stats).unwrap_or_default(),
     })
 }
@@ -467,8 +474,8 @@ impl Store {
         let git = m.git.as_ref();
         tx.execute(
             "INSERT INTO jobs (uid, session_id, step, kind, command, cwd, started_at, ended_at,
-                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                               exit_status, git_commit, git_branch, git_dirty, git_repo, tracer, stats, untraced, runtime, trackers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 random_hex(16),
                 session_id,
@@ -487,6 +494,7 @@ impl Store {
                 serde_json::to_string(&job.stats).expect("stats serialise"),
                 serde_json::to_string(&job.untraced).expect("untraced serialise"),
                 serde_json::to_string(&job.runtime).expect("runtime serialises"),
+                serde_json::to_string(&job.trackers).expect("trackers serialise"),
             ],
         )?;
         let job_id = tx.last_insert_rowid();
@@ -706,8 +714,9 @@ impl Store {
             "SELECT {cols}, e.path FROM {table} e JOIN jobs j ON j.id = e.job_id
              WHERE e.artifact_id = ?1 ORDER BY j.id"
         ))?;
+        let path_column = JOB_COLUMNS.split(", ").count();
         let rows = stmt.query_map([artifact_id], |r| {
-            let path: Vec<u8> = r.get(18)?;
+            let path: Vec<u8> = r.get(path_column)?;
             Ok((job_from_row(r)?, lossy(&path)))
         })?;
         rows.collect()
@@ -786,6 +795,7 @@ mod tests {
             meta: meta(argv),
             tracer: "preload".into(),
             runtime: Runtime::default(),
+            trackers: vec![],
             untraced: vec![],
             processes: vec![],
             inputs,

@@ -3,11 +3,34 @@
 //! Only directory structure and run references are read: no metrics, no
 //! config dumps.
 
+mod mlflow;
+mod neptune;
+mod wandb;
+
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
+
+/// A tracker run the job logged to, as recorded on the job.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrackerRun {
+    /// `wandb`, `mlflow` or `neptune`.
+    pub tracker: String,
+    pub run_id: String,
+    /// W&B `entity/project`, MLflow experiment name, Neptune project.
+    pub project: Option<String>,
+    /// The run's display name, when it has one.
+    pub name: Option<String>,
+    /// Where the run can be seen, when that is known from disk.
+    pub url: Option<String>,
+    /// The run's folder, or the database holding it.
+    pub path: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tracker {
@@ -28,6 +51,10 @@ impl Tracker {
         }
     }
 
+    pub fn named(name: &str) -> Option<Tracker> {
+        Tracker::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The trackers the configuration leaves on.
     pub fn enabled(config: &Config) -> Vec<Tracker> {
         if !config.bool("analyzers.experiment_trackers") {
@@ -40,8 +67,25 @@ impl Tracker {
     }
 }
 
-/// The tracker whose files `path` belongs to: anything under `wandb/`,
-/// `mlruns/`, `mlartifacts/` or `.neptune/`, a `*.wandb` run log, or an
+/// The runs a job logged, from the tracker paths it touched (grouped by
+/// tracker) and its start and end (Unix seconds).
+pub fn runs(
+    touched: &BTreeMap<Tracker, Vec<&Path>>,
+    started_at: f64,
+    ended_at: f64,
+) -> Vec<TrackerRun> {
+    touched
+        .iter()
+        .flat_map(|(tracker, paths)| match tracker {
+            Tracker::Wandb => wandb::runs(paths),
+            Tracker::Mlflow => mlflow::runs(paths, started_at, ended_at),
+            Tracker::Neptune => neptune::runs(paths),
+        })
+        .collect()
+}
+
+/// The tracker whose files `path` belongs to: anything under `wandb/` (or
+/// `.wandb/`), `mlruns/`, `mlartifacts/` or `.neptune/`, a `*.wandb` run log, or an
 /// MLflow SQLite store (`mlflow.db` and its journal files).
 pub fn tracker_of(path: &[u8]) -> Option<Tracker> {
     let p = Path::new(OsStr::from_bytes(path));
@@ -58,7 +102,7 @@ pub fn tracker_of(path: &[u8]) -> Option<Tracker> {
     p.parent()?
         .components()
         .find_map(|c| match c.as_os_str().as_bytes() {
-            b"wandb" => Some(Tracker::Wandb),
+            b"wandb" | b".wandb" => Some(Tracker::Wandb),
             b"mlruns" | b"mlartifacts" => Some(Tracker::Mlflow),
             b".neptune" => Some(Tracker::Neptune),
             _ => None,
