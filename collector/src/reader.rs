@@ -3,7 +3,6 @@
 
 use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 
 use crossbeam_channel::Sender;
 use roar_protocol::{
@@ -12,7 +11,7 @@ use roar_protocol::{
 
 use crate::classify::FileEvent;
 use crate::pathnorm::normalize;
-use crate::spool::SpoolWriter;
+use crate::spool::Spool;
 
 pub type ConnId = u64;
 
@@ -103,7 +102,10 @@ pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Op
     }
 }
 
-pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>, spool: Option<&Path>) {
+/// A batch of spooled frames is written at least this often (bytes).
+const SPOOL_BATCH_MAX: usize = 64 * 1024;
+
+pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>, spool: Option<Spool>) {
     let warn = |msg: String| {
         eprintln!("roar-collector: {msg}");
         let _ = tx.send(Input::Warning(msg));
@@ -114,23 +116,16 @@ pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>, spool:
         match check_preamble(&preamble) {
             Ok(()) => {
                 let mut buf = Vec::new();
-                let mut copy = spool.and_then(|dir| match SpoolWriter::create(dir, id) {
-                    Ok(w) => Some(w),
-                    Err(e) => {
-                        eprintln!("roar-collector: no spool for connection {id}: {e}");
-                        None
-                    }
-                });
+                let mut copy = spool.map(|s| s.batch(id));
                 loop {
                     let frame = read_frame(&mut r, &mut buf);
-                    if let (Ok(true), Some(w)) = (&frame, copy.as_mut()) {
-                        let mut written = w.frame(&buf);
-                        if r.buffer().is_empty() {
-                            written = written.and_then(|()| w.flush());
-                        }
-                        if let Err(e) = written {
-                            eprintln!("roar-collector: spool write failed, spool dropped: {e}");
-                            copy = None;
+                    if let (Ok(true), Some(batch)) = (&frame, copy.as_mut()) {
+                        batch.frame(&buf);
+                        if r.buffer().is_empty() || batch.pending() >= SPOOL_BATCH_MAX {
+                            if let Err(e) = batch.flush() {
+                                eprintln!("roar-collector: spool write failed, spool dropped: {e}");
+                                copy = None;
+                            }
                         }
                     }
                     match frame {

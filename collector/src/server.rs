@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::filter::Filter;
 use crate::hashing::{hash_job, EarlyHasher, EarlyHashes};
 use crate::reader::{read_connection, Input};
+use crate::spool::Spool;
 use crate::store::{Job, Store};
 use crate::writer::Writer;
 
@@ -119,7 +120,17 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
 
     let (tx, rx) = bounded::<Input>(CHANNEL_CAPACITY);
     let acceptor_tx = tx.clone();
-    let spool = opts.spool.clone();
+    // Without a spool the job is still recorded, only not crash-safe.
+    let spool = opts
+        .spool
+        .as_ref()
+        .and_then(|dir| match Spool::create(dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("roar-collector: no spool in {}: {e}", dir.display());
+                None
+            }
+        });
     std::thread::spawn(move || {
         for (id, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { continue };
@@ -129,7 +140,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
             }
             let reader_tx = acceptor_tx.clone();
             let spool = spool.clone();
-            std::thread::spawn(move || read_connection(id, stream, reader_tx, spool.as_deref()));
+            std::thread::spawn(move || read_connection(id, stream, reader_tx, spool));
         }
     });
     drop(tx);
