@@ -384,10 +384,15 @@ impl Assembler {
         let (overwritten, inputs): (Vec<PathId>, Vec<PathId>) = keep(&sets.inputs)
             .into_iter()
             .partition(|p| sets.outputs.contains(p));
+        // Sorted by path: stored in that order, each index of the store
+        // grows at a few places instead of all over.
         let names = |ids: Vec<PathId>| -> Vec<Arc<[u8]>> {
-            ids.into_iter()
+            let mut names: Vec<Arc<[u8]>> = ids
+                .into_iter()
                 .map(|id| self.paths.name(id).clone())
-                .collect()
+                .collect();
+            names.sort();
+            names
         };
 
         let mut untraced: Vec<Untraced> = self
