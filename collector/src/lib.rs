@@ -8,6 +8,7 @@ pub mod filter;
 pub mod hash;
 mod hashing;
 mod intern;
+pub mod labels;
 mod pathnorm;
 pub mod python;
 pub mod reader;

@@ -11,6 +11,9 @@ use crate::trackers::TrackerRun;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+mod labels;
+
+pub use labels::{LabelVersion, SearchHit};
 pub use rusqlite::Error;
 pub type Result<T> = rusqlite::Result<T>;
 
@@ -101,6 +104,32 @@ ALTER TABLE jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT '{}';  -- JSON python:
 "#,
     r#"
 ALTER TABLE jobs ADD COLUMN trackers TEXT NOT NULL DEFAULT '[]';  -- JSON list of trackers::TrackerRun
+"#,
+    r#"
+-- Every version of every label document; nothing is changed in place.
+CREATE TABLE label_versions (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,          -- job | artifact | dag
+    target_id   INTEGER NOT NULL,       -- jobs.id | artifacts.id | sessions.id
+    version     INTEGER NOT NULL,       -- 1, 2, ... per target
+    created_at  REAL NOT NULL,
+    origin      TEXT NOT NULL,          -- who wrote this version: user | system
+    document    TEXT NOT NULL,          -- JSON object, the whole document
+    origins     TEXT NOT NULL,          -- JSON {dotted key: user | system}
+    UNIQUE (kind, target_id, version)
+);
+-- The current document of each target, one row per leaf, for search.
+CREATE TABLE label_values (
+    kind        TEXT NOT NULL,
+    target_id   INTEGER NOT NULL,
+    key         TEXT NOT NULL,          -- dotted
+    type        TEXT NOT NULL,          -- number | string | bool
+    num         REAL,                   -- numbers, and booleans as 0/1
+    str         TEXT,                   -- strings
+    PRIMARY KEY (kind, target_id, key)
+) WITHOUT ROWID;
+CREATE INDEX label_values_num ON label_values(key, num);
+CREATE INDEX label_values_str ON label_values(key, str);
 "#,
 ];
 
