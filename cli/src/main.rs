@@ -5,10 +5,12 @@ mod dag;
 mod error;
 mod git;
 mod human;
+mod label_cmd;
 mod locate;
 mod out;
 mod project;
 mod run;
+mod search_cmd;
 mod show;
 mod signals;
 mod spool;
@@ -87,6 +89,72 @@ enum Cmd {
     /// Read and change .roar/config.toml (unknown keys and bad values are refused).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Labels: metadata on a job (@N|UID), artifact (PATH|HASH) or dag (current|HASH).
+    #[command(subcommand)]
+    Label(LabelCmd),
+    /// Labelled records matching a predicate, e.g. 'metrics.accuracy>0.9 AND stage=baseline'.
+    Search {
+        /// Clauses KEY OP VALUE (= != > >= < <=) or has:KEY, joined by AND, OR,
+        /// NOT and parentheses. Numbers compare as numbers, quoted values as strings.
+        predicate: String,
+        /// Only jobs, artifacts or dags.
+        #[arg(long, value_name = "job|artifact|dag")]
+        kind: Option<String>,
+        /// Order by this label's value (records without it last).
+        #[arg(long, value_name = "KEY")]
+        sort: Option<String>,
+        /// Largest first.
+        #[arg(long, requires = "sort")]
+        desc: bool,
+        /// At most N records.
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabelCmd {
+    /// Set labels: `roar label set job @2 lr=0.001 metrics.accuracy=0.94`.
+    Set {
+        /// job, artifact or dag.
+        kind: String,
+        /// @N or uid prefix; path or hash prefix; current or session hash prefix.
+        target: String,
+        /// Dotted keys nest; values are numbers, true/false or strings ("10" stays a string).
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// The current labels, one key=value per line.
+    Show {
+        kind: String,
+        target: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Every kept version, oldest first, with time and origin.
+    History {
+        kind: String,
+        target: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove keys (a nested key removes everything under it).
+    #[command(alias = "unset")]
+    Rm {
+        kind: String,
+        target: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Copy one target's labels onto another, as its new version.
+    Cp {
+        src_kind: String,
+        src: String,
+        dst_kind: String,
+        dst: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,8 +216,65 @@ fn query(cmd: Cmd) -> Result<i32> {
         Cmd::Status(f) => show::status(&store, &project.root, f.json)?,
         Cmd::Show { target, json } => show::show(&store, &cwd, &project.root, &target, json.json)?,
         Cmd::Dag(f) => dag::dag(&store, &project.root, f.json)?,
-        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) | Cmd::Config(_) => {
+        Cmd::Search {
+            predicate,
+            kind,
+            sort,
+            desc,
+            top,
+            json,
+        } => search_cmd::search(
+            &store,
+            search_cmd::SearchOptions {
+                query: &predicate,
+                kind: kind.as_deref(),
+                sort: sort.as_deref(),
+                desc,
+                top,
+                json: json.json,
+            },
+        )?,
+        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) | Cmd::Config(_) | Cmd::Label(_) => {
             unreachable!("dispatched elsewhere")
+        }
+    }
+    Ok(0)
+}
+
+fn label(c: LabelCmd) -> Result<i32> {
+    let cwd = cwd()?;
+    let project = Project::find(&cwd)?;
+    spool::recover_orphans(&project);
+    let mut store = project.open_store()?;
+    let resolve = |store: &_, kind: &str, name: &str| label_cmd::resolve(store, &cwd, kind, name);
+    match c {
+        LabelCmd::Set {
+            kind,
+            target,
+            pairs,
+        } => {
+            let t = resolve(&store, &kind, &target)?;
+            label_cmd::set(&mut store, &project, &t, &pairs)?
+        }
+        LabelCmd::Show { kind, target, json } => {
+            label_cmd::show(&store, &resolve(&store, &kind, &target)?, json.json)?
+        }
+        LabelCmd::History { kind, target, json } => {
+            label_cmd::history(&store, &resolve(&store, &kind, &target)?, json.json)?
+        }
+        LabelCmd::Rm { kind, target, keys } => {
+            let t = resolve(&store, &kind, &target)?;
+            label_cmd::rm(&mut store, &project, &t, &keys)?
+        }
+        LabelCmd::Cp {
+            src_kind,
+            src,
+            dst_kind,
+            dst,
+        } => {
+            let src = resolve(&store, &src_kind, &src)?;
+            let dst = resolve(&store, &dst_kind, &dst)?;
+            label_cmd::cp(&mut store, &project, &src, &dst)?
         }
     }
     Ok(0)
@@ -158,6 +283,7 @@ fn query(cmd: Cmd) -> Result<i32> {
 fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
+        Cmd::Label(c) => label(c),
         Cmd::Run(args) => traced(args, "run"),
         Cmd::Build(args) => traced(args, "build"),
         Cmd::Config(c) => config(c),

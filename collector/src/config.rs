@@ -8,6 +8,8 @@ use toml_edit::{DocumentMut, Item, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Bool,
+    /// A positive integer, or `unlimited` (the key unset).
+    Count,
 }
 
 /// One configuration key.
@@ -75,6 +77,18 @@ pub const KEYS: &[KeySpec] = &[
         default: "true",
         doc: "the Neptune analyzer (.neptune/)",
     },
+    KeySpec {
+        name: "labels.history_retention",
+        kind: Kind::Count,
+        default: "unlimited",
+        doc: "how many versions of each label document to keep",
+    },
+    KeySpec {
+        name: "labels.auto_dataset_detect",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "label dataset-shaped output folders (dataset.id, dataset.modality, dataset.type)",
+    },
 ];
 
 pub fn spec(name: &str) -> Option<&'static KeySpec> {
@@ -114,21 +128,21 @@ fn leaf_keys(prefix: &str, item: &Item, out: &mut Vec<String>) {
 fn check_value(spec: &KeySpec, value: &Item) -> Result<(), String> {
     let ok = match spec.kind {
         Kind::Bool => value.as_bool().is_some(),
+        Kind::Count => value
+            .as_integer()
+            .is_some_and(|n| n >= 1 && n <= u32::MAX as i64),
     };
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{} must be {} (true or false)",
-            spec.name,
-            kind_name(spec.kind)
-        ))
+        Err(format!("{} must be {}", spec.name, kind_name(spec.kind)))
     }
 }
 
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
-        Kind::Bool => "a boolean",
+        Kind::Bool => "a boolean (true or false)",
+        Kind::Count => "a positive integer or unlimited",
     }
 }
 
@@ -178,21 +192,29 @@ impl Config {
         value == "true"
     }
 
+    /// A count key's value; `None` is unlimited.
+    pub fn count(&self, name: &str) -> Option<u32> {
+        let (value, _) = self.get(name).expect("count() is called with known keys");
+        value.parse().ok()
+    }
+
     /// Sets a known key from its command-line text; the document keeps its
     /// comments and the order of everything else.
     pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
         let spec = spec(name).ok_or_else(|| unknown(name))?;
-        let value: Value = match spec.kind {
-            Kind::Bool => match text {
-                "true" => true.into(),
-                "false" => false.into(),
-                other => {
-                    return Err(format!(
-                        "{name} must be {} (true or false), not {other:?}",
-                        kind_name(spec.kind)
-                    ))
-                }
+        let bad = || format!("{name} must be {}, not {text:?}", kind_name(spec.kind));
+        let value: Value = match (spec.kind, text) {
+            (Kind::Bool, "true") => true.into(),
+            (Kind::Bool, "false") => false.into(),
+            (Kind::Count, "unlimited") => {
+                self.unset(name);
+                return Ok(());
+            }
+            (Kind::Count, n) => match n.parse::<u32>() {
+                Ok(n) if n >= 1 => i64::from(n).into(),
+                _ => return Err(bad()),
             },
+            _ => return Err(bad()),
         };
         let (table, key) = name.rsplit_once('.').expect("keys are dotted");
         if self.doc.as_table().is_empty() {
@@ -237,6 +259,21 @@ impl Config {
         Ok(())
     }
 
+    /// Removes a key: its default applies again.
+    fn unset(&mut self, name: &str) {
+        let (table, key) = name.rsplit_once('.').expect("keys are dotted");
+        let mut item = self.doc.as_item_mut();
+        for part in table.split('.') {
+            match item.get_mut(part) {
+                Some(next) => item = next,
+                None => return,
+            }
+        }
+        if let Some(t) = item.as_table_like_mut() {
+            t.remove(key);
+        }
+    }
+
     /// Writes the document atomically (a temporary file renamed over `path`).
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let tmp = path.with_extension("toml.tmp");
@@ -271,6 +308,16 @@ mod tests {
             .unwrap_err()
             .contains("must be a boolean"));
         assert!(Config::parse("[filters\n").is_err());
+        let mut c = Config::parse("[labels]\nhistory_retention = 5\n").unwrap();
+        assert_eq!(c.count("labels.history_retention"), Some(5));
+        assert!(Config::parse("[labels]\nhistory_retention = 0\n").is_err());
+        assert!(c.set("labels.history_retention", "-1").is_err());
+        c.set("labels.history_retention", "unlimited").unwrap();
+        assert_eq!(c.count("labels.history_retention"), None);
+        assert_eq!(
+            c.get("labels.history_retention").unwrap(),
+            ("unlimited".into(), true)
+        );
     }
 
     #[test]

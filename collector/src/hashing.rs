@@ -225,5 +225,6 @@ pub fn hash_job(draft: Draft, early: EarlyHashes, store: Store) -> NewJob {
         outputs: outputs_rec,
         stats,
         hashed,
+        datasets: vec![],
     }
 }

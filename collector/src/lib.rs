@@ -4,6 +4,7 @@
 mod assemble;
 pub mod classify;
 pub mod config;
+pub mod datasets;
 pub mod filter;
 pub mod hash;
 mod hashing;

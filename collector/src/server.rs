@@ -47,12 +47,17 @@ pub struct Options {
     pub spool: Option<PathBuf>,
 }
 
-/// The filter a project's configuration asks for; `extra_roar_dirs` are
-/// roar's own folders outside the project (the socket's).
-fn project_filter(
+/// What a project's configuration asks of the collector.
+struct Settings {
+    filter: Filter,
+    detect_datasets: bool,
+}
+
+/// `extra_roar_dirs` are roar's own folders outside the project (the socket's).
+fn project_settings(
     project_root: &Option<PathBuf>,
     extra_roar_dirs: Vec<PathBuf>,
-) -> Result<Filter, String> {
+) -> Result<Settings, String> {
     let mut roar_dirs = extra_roar_dirs;
     if let Some(root) = project_root {
         roar_dirs.push(root.join(".roar"));
@@ -61,7 +66,10 @@ fn project_filter(
         Some(root) => Config::load(&root.join(".roar/config.toml"))?,
         None => Config::default(),
     };
-    Ok(Filter::new(project_root.clone(), roar_dirs, &config))
+    Ok(Settings {
+        filter: Filter::new(project_root.clone(), roar_dirs, &config),
+        detect_datasets: config.bool("labels.auto_dataset_detect"),
+    })
 }
 
 /// Hashes and writes the job `meta` names from what the assembler holds.
@@ -71,12 +79,15 @@ fn record(
     early: EarlyHashes,
     db: &Path,
     writer: &Writer,
-    incomplete: bool,
+    (incomplete, detect_datasets): (bool, bool),
 ) -> Result<Job, String> {
     let draft = asm.draft(meta);
     drop(asm);
     let reader = open_store(db)?;
     let mut job = hash_job(draft, early, reader);
+    if detect_datasets {
+        job.datasets = crate::datasets::detect(&job.outputs);
+    }
     job.stats.collector_peak_rss_kb = peak_rss_kb();
     job.stats.incomplete = incomplete;
     writer.record(job)
@@ -95,14 +106,22 @@ pub fn record_from_spool(
     meta: JobMeta,
 ) -> Result<Job, String> {
     let writer = Writer::start(open_store(db)?, db.display().to_string());
-    let mut asm = Assembler::new(project_filter(project_root, vec![])?);
+    let settings = project_settings(project_root, vec![])?;
+    let mut asm = Assembler::new(settings.filter);
     crate::spool::replay(spool, |input| {
         asm.apply(input);
     })
     .map_err(|e| format!("cannot read the spool {}: {e}", spool.display()))?;
     let mut store_meta = meta;
     store_meta.job_token.clear(); // every spooled process belongs to this job
-    let job = record(asm, store_meta, EarlyHashes::default(), db, &writer, true)?;
+    let job = record(
+        asm,
+        store_meta,
+        EarlyHashes::default(),
+        db,
+        &writer,
+        (true, settings.detect_datasets),
+    )?;
     let _ = std::fs::remove_dir_all(spool);
     Ok(job)
 }
@@ -116,7 +135,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", opts.socket.display()))?;
     let _ = std::fs::set_permissions(&opts.socket, std::fs::Permissions::from_mode(0o600));
     let socket_dir = opts.socket.parent().map(Path::to_path_buf);
-    let filter = project_filter(&opts.project_root, socket_dir.into_iter().collect())?;
+    let settings = project_settings(&opts.project_root, socket_dir.into_iter().collect())?;
 
     let (tx, rx) = bounded::<Input>(CHANNEL_CAPACITY);
     let acceptor_tx = tx.clone();
@@ -147,7 +166,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     println!("ready");
     let _ = std::io::stdout().flush();
 
-    let mut asm = Assembler::new(filter);
+    let mut asm = Assembler::new(settings.filter);
     let early = EarlyHasher::start(&opts.db, EARLY_HASH_WORKERS);
     let mut finish: Option<(JobMeta, UnixStream, Instant)> = None;
     loop {
@@ -173,7 +192,8 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let Some((meta, mut reply_to, _)) = finish else {
         return Err("all clients left before the job was finished".into());
     };
-    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, false) {
+    let flags = (false, settings.detect_datasets);
+    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, flags) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {
                 let _ = std::fs::remove_dir_all(spool);

@@ -174,6 +174,27 @@ impl Document {
         self.root.is_empty()
     }
 
+    /// The user's labels of this document: what `label cp` copies (roar's
+    /// own labels describe their own record).
+    pub fn user_labels(&self) -> Vec<(String, Value)> {
+        self.flat()
+            .into_iter()
+            .filter(|(k, _)| self.origin(k) == Origin::User)
+            .collect()
+    }
+
+    /// This document's system labels only.
+    pub fn system_only(&self) -> Document {
+        let mut d = Document::default();
+        for (k, v) in self.flat() {
+            if self.origin(&k) == Origin::System {
+                d.set(&k, v, Origin::System)
+                    .expect("keys of one document do not conflict");
+            }
+        }
+        d
+    }
+
     pub fn origin(&self, key: &str) -> Origin {
         self.origins.get(key).copied().unwrap_or(Origin::User)
     }
@@ -214,10 +235,13 @@ fn flatten(prefix: &str, map: &Map<String, Value>, out: &mut Vec<(String, Value)
 /// A value as `show` prints it: strings that would read back as another
 /// type are quoted, so the output can be pasted into `label set`.
 pub fn display_value(v: &Value) -> String {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && parse_value(s) == Value::String(s.to_string())
+            && !s.contains(|c: char| c.is_whitespace() || c == '#' || c == '"' || c == '\'')
+    };
     match v {
-        Value::String(s) if parse_value(s) != Value::String(s.clone()) || s.is_empty() => {
-            format!("{s:?}")
-        }
+        Value::String(s) if !plain(s) => format!("{s:?}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -94,13 +94,7 @@ pub(super) fn write_version(
         "DELETE FROM label_values WHERE kind = ?1 AND target_id = ?2",
         params![kind.name(), target_id],
     )?;
-    let mut leaf = tx.prepare_cached(
-        "INSERT INTO label_values (kind, target_id, key, type, num, str) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (key, value) in doc.flat() {
-        let (ty, num, s) = leaf_columns(&value);
-        leaf.execute(params![kind.name(), target_id, key, ty, num, s])?;
-    }
+    insert_values(tx, kind, target_id, doc)?;
     if let Some(keep) = retention {
         tx.execute(
             "DELETE FROM label_versions WHERE kind = ?1 AND target_id = ?2 AND version <= ?3",
@@ -164,6 +158,74 @@ fn compile(expr: &Expr, sql: &mut String, args: &mut Vec<SqlValue>) {
             args.push(arg);
         }
     }
+}
+
+/// roar's own labels of a new job, as its version 0 (origin system), so a
+/// user's first `label set` is version 1.
+pub(super) fn write_job_auto_labels(
+    tx: &Transaction,
+    job_id: i64,
+    meta: &roar_protocol::JobMeta,
+    tracer: &str,
+) -> Result<()> {
+    let mut doc = Document::default();
+    for (key, value) in [
+        ("roar.exit_status", Value::from(meta.exit_status)),
+        ("roar.tracer.backend", Value::from(tracer)),
+    ] {
+        doc.set(key, value, Origin::System)
+            .expect("roar's keys are valid and distinct");
+    }
+    tx.execute(
+        "INSERT INTO label_versions (kind, target_id, version, created_at, origin, document, origins)
+         VALUES ('job', ?1, 0, ?2, 'system', ?3, ?4)",
+        params![
+            job_id,
+            now_unix(),
+            Value::Object(doc.root.clone()).to_string(),
+            serde_json::to_string(&doc.origins).expect("origins serialise"),
+        ],
+    )?;
+    insert_values(tx, LabelKind::Job, job_id, &doc)
+}
+
+/// Sets roar's own labels on a target, keeping any key a user set; writes a
+/// version only when something changed.
+pub(super) fn write_system_labels(
+    tx: &Transaction,
+    kind: LabelKind,
+    target_id: i64,
+    pairs: &[(&str, Value)],
+) -> Result<()> {
+    let current = tx
+        .query_row(
+            "SELECT version, created_at, origin, document, origins FROM label_versions
+             WHERE kind = ?1 AND target_id = ?2 ORDER BY version DESC LIMIT 1",
+            params![kind.name(), target_id],
+            version_from_row,
+        )
+        .optional()?;
+    let mut doc = current.map(|v| v.document).unwrap_or_default();
+    let before = doc.clone();
+    for (key, value) in pairs {
+        // A user's value at a conflicting place wins too: skip the key.
+        let _ = doc.set(key, value.clone(), Origin::System);
+    }
+    if doc != before {
+        write_version(tx, kind, target_id, &doc, Origin::System, None)?;
+    }
+    Ok(())
+}
+
+fn insert_values(tx: &Transaction, kind: LabelKind, target_id: i64, doc: &Document) -> Result<()> {
+    let mut leaf = tx.prepare_cached(
+        "INSERT INTO label_values (kind, target_id, key, type, num, str) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (key, value) in doc.flat() {
+        let (ty, num, s) = leaf_columns(&value);
+        leaf.execute(params![kind.name(), target_id, key, ty, num, s])?;
+    }
+    Ok(())
 }
 
 impl Store {

@@ -229,6 +229,8 @@ pub struct NewJob {
     pub outputs: Vec<FileRecord>,
     pub stats: JobStats,
     pub hashed: Vec<(FileKey, String)>,
+    /// Dataset-shaped output folders, stored as composite artifacts.
+    pub datasets: Vec<crate::datasets::Dataset>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -571,6 +573,28 @@ impl Store {
                     edge.execute(params![job_id, artifact_id(f)?, f.path])?;
                 }
             }
+            // A dataset folder is an output too: its content is its members'.
+            let mut edge = tx.prepare(
+                "INSERT OR REPLACE INTO job_outputs (job_id, artifact_id, path) VALUES (?1, ?2, ?3)",
+            )?;
+            for d in &job.datasets {
+                let id = artifact_id(&FileRecord {
+                    path: d.path.clone(),
+                    hash: d.hash.clone(),
+                    size: d.size,
+                })?;
+                edge.execute(params![job_id, id, d.path])?;
+                labels::write_system_labels(
+                    &tx,
+                    crate::labels::LabelKind::Artifact,
+                    id,
+                    &[
+                        ("dataset.id", d.hash[..16].into()),
+                        ("dataset.modality", d.modality.into()),
+                        ("dataset.type", d.layout.into()),
+                    ],
+                )?;
+            }
             let mut cache = tx.prepare(
                 "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -586,6 +610,7 @@ impl Store {
                 ])?;
             }
         }
+        labels::write_job_auto_labels(&tx, job_id, &job.meta, &job.tracer)?;
         tx.commit()?;
         self.job(job_id)
     }
@@ -756,6 +781,38 @@ impl Store {
         rows.collect()
     }
 
+    pub fn artifact(&self, id: i64) -> Result<Artifact> {
+        self.conn.query_row(
+            "SELECT id, hash, size, first_seen FROM artifacts WHERE id = ?1",
+            [id],
+            artifact_from_row,
+        )
+    }
+
+    pub fn session(&self, id: i64) -> Result<Session> {
+        self.conn.query_row(
+            "SELECT id, hash, created_at FROM sessions WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Session {
+                    id: r.get(0)?,
+                    hash: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            },
+        )
+    }
+
+    pub fn sessions_by_hash_prefix(&self, prefix: &str) -> Result<Vec<Session>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM sessions WHERE substr(hash, 1, length(?1)) = ?1 ORDER BY id",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map([prefix.to_ascii_lowercase()], |r| r.get(0))?
+            .collect::<Result<_>>()?;
+        ids.into_iter().map(|id| self.session(id)).collect()
+    }
+
     /// Jobs that wrote this artifact, with the path they wrote it to.
     pub fn artifact_writers(&self, artifact_id: i64) -> Result<Vec<(Job, String)>> {
         self.artifact_jobs("job_outputs", artifact_id)
@@ -836,6 +893,7 @@ mod tests {
             outputs,
             stats: JobStats::default(),
             hashed: vec![],
+            datasets: vec![],
         };
         let a = store
             .record_job(&new(&["prep"], vec![], vec![file("/w/data.csv", 'a')]))
