@@ -97,3 +97,38 @@ for i in range(1_000_000):
 PY
 ms=$(once "$roar" run -q python3 million.py)
 echo "million-events: $(last_stat events) events in $((ms / 1000)) ms, collector peak RSS $(( $(last_stat collector_peak_rss_kb) / 1024 )) MiB"
+
+# Label search over 100,000 labelled artifacts (inserted directly: making
+# them through the CLI would time process starts, not the search).
+python3 - "$work/.roar/roar.db" <<'PY'
+import json, random, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+random.seed(7)
+now = time.time()
+arts, versions, values = [], [], []
+for i in range(100_000):
+    acc = round(random.random(), 4)
+    stage = random.choice(["baseline", "tuned", "ablation"])
+    aid = 10_000_000 + i
+    arts.append((aid, f"{i:064x}", 1, now))
+    doc = {"metrics": {"accuracy": acc}, "stage": stage}
+    origins = {"metrics.accuracy": "user", "stage": "user"}
+    versions.append(("artifact", aid, 1, now, "user", json.dumps(doc), json.dumps(origins)))
+    values.append(("artifact", aid, "metrics.accuracy", "number", acc, None))
+    values.append(("artifact", aid, "stage", "string", None, stage))
+db.executemany("INSERT INTO artifacts (id, hash, size, first_seen) VALUES (?,?,?,?)", arts)
+db.executemany("INSERT INTO label_versions (kind, target_id, version, created_at, origin, document, origins) VALUES (?,?,?,?,?,?,?)", versions)
+db.executemany("INSERT INTO label_values (kind, target_id, key, type, num, str) VALUES (?,?,?,?,?,?)", values)
+db.commit()
+PY
+t=()
+for _ in $(seq "$reps"); do
+  t+=("$(once "$roar" search 'metrics.accuracy>0.9 AND stage=baseline' --json)")
+done
+hits=$("$roar" search 'metrics.accuracy>0.9 AND stage=baseline' --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+echo "label search, 100,000 labelled records, two clauses: $(printf '%s\n' "${t[@]}" | median) ms ($hits hits, printed)"
+t=()
+for _ in $(seq "$reps"); do
+  t+=("$(once "$roar" search 'metrics.accuracy>0.9 AND stage=baseline' --sort metrics.accuracy --desc --top 10 --json)")
+done
+echo "label leaderboard, same predicate, --sort --top 10: $(printf '%s\n' "${t[@]}" | median) ms"

@@ -42,13 +42,7 @@ fn describe(store: &Store, hit: &SearchHit) -> Result<Described> {
         }
         LabelKind::Artifact => {
             let a = store.artifact(hit.target_id)?;
-            let path = store
-                .artifact_writers(a.id)?
-                .into_iter()
-                .chain(store.artifact_readers(a.id)?)
-                .map(|(_, path)| path)
-                .next()
-                .unwrap_or_default();
+            let path = store.artifact_path(a.id)?.unwrap_or_default();
             Described {
                 kind: hit.kind,
                 title: format!("artifact {}  {}", short_hash(&a.hash), safe(&path)),

@@ -232,12 +232,11 @@ impl Store {
     /// The current labels of a target (`None`: never labelled).
     pub fn labels(&self, kind: LabelKind, target_id: i64) -> Result<Option<LabelVersion>> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT version, created_at, origin, document, origins FROM label_versions
                  WHERE kind = ?1 AND target_id = ?2 ORDER BY version DESC LIMIT 1",
-                params![kind.name(), target_id],
-                version_from_row,
-            )
+            )?
+            .query_row(params![kind.name(), target_id], version_from_row)
             .optional()
     }
 

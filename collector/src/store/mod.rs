@@ -782,11 +782,24 @@ impl Store {
     }
 
     pub fn artifact(&self, id: i64) -> Result<Artifact> {
-        self.conn.query_row(
-            "SELECT id, hash, size, first_seen FROM artifacts WHERE id = ?1",
-            [id],
-            artifact_from_row,
-        )
+        self.conn
+            .prepare_cached("SELECT id, hash, size, first_seen FROM artifacts WHERE id = ?1")?
+            .query_row([id], artifact_from_row)
+    }
+
+    /// A path the artifact was written to (or, failing that, read from).
+    pub fn artifact_path(&self, id: i64) -> Result<Option<String>> {
+        let path: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT path FROM (SELECT path, 0 AS o FROM job_outputs WHERE artifact_id = ?1
+                                   UNION ALL
+                                   SELECT path, 1 FROM job_inputs WHERE artifact_id = ?1)
+                 ORDER BY o LIMIT 1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(path.map(|p| lossy(&p)))
     }
 
     pub fn session(&self, id: i64) -> Result<Session> {
