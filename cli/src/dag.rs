@@ -7,7 +7,9 @@ use roar_collector::store::{Job, JobFile, Store};
 use serde_json::json;
 
 use crate::error::Result;
+use crate::graph::session_graph;
 use crate::human::{command, relative};
+use crate::lineage::{print_picture, Format};
 use crate::out::outln;
 use crate::view;
 
@@ -50,8 +52,17 @@ fn edges(nodes: &[Node]) -> Vec<Edge> {
     edges
 }
 
-pub fn dag(store: &Store, root: &Path, as_json: bool) -> Result<()> {
+pub fn dag(store: &Store, root: &Path, format: Format) -> Result<()> {
     let session = store.active_session()?;
+    if !matches!(format, Format::Tree | Format::Json) {
+        let g = match &session {
+            Some(s) => session_graph(store, s.id)?,
+            None => Default::default(),
+        };
+        print_picture(&g, &format);
+        return Ok(());
+    }
+    let as_json = matches!(format, Format::Json);
     let mut nodes = Vec::new();
     if let Some(s) = &session {
         for job in store.session_jobs(s.id)? {
@@ -93,7 +104,25 @@ pub fn dag(store: &Store, root: &Path, as_json: bool) -> Result<()> {
         outln!("no jobs yet; record one with `roar run COMMAND`");
         return Ok(());
     }
-    print_tree(&nodes, &edges, &root.to_string_lossy());
+    // Build steps (roar build) are listed apart from the pipeline.
+    let (builds, steps): (Vec<Node>, Vec<Node>) =
+        nodes.into_iter().partition(|n| n.job.kind == "build");
+    if !builds.is_empty() {
+        outln!("build steps:");
+        for n in &builds {
+            outln!("  @{} {}", n.job.step, command(&n.job.command));
+        }
+        if !steps.is_empty() {
+            outln!("pipeline:");
+        }
+    }
+    let edges: Vec<Edge> = edges
+        .into_iter()
+        .filter(|e| {
+            steps.iter().any(|n| n.job.step == e.from) && steps.iter().any(|n| n.job.step == e.to)
+        })
+        .collect();
+    print_tree(&steps, &edges, &root.to_string_lossy());
     Ok(())
 }
 

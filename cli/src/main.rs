@@ -2,15 +2,19 @@
 
 mod config_cmd;
 mod dag;
+mod diff;
 mod error;
 mod git;
+mod graph;
 mod human;
 mod label_cmd;
+mod lineage;
 mod locate;
 mod out;
 mod project;
 mod run;
 mod search_cmd;
+mod session_cmd;
 mod show;
 mod signals;
 mod spool;
@@ -49,6 +53,25 @@ struct JsonFlag {
 }
 
 #[derive(Args)]
+struct FormatArgs {
+    /// tree (default), json, dot (Graphviz), mermaid or svg (drawn by roar).
+    #[arg(long, value_name = "FORMAT", default_value = "tree")]
+    format: String,
+    /// Same as --format json.
+    #[arg(long)]
+    json: bool,
+}
+
+impl FormatArgs {
+    fn format(&self) -> Result<lineage::Format> {
+        if self.json {
+            return Ok(lineage::Format::Json);
+        }
+        lineage::Format::named(&self.format)
+    }
+}
+
+#[derive(Args)]
 struct RunArgs {
     /// Print nothing after the command.
     #[arg(short, long)]
@@ -81,11 +104,47 @@ enum Cmd {
     /// One job (@N or uid prefix) or artifact (path or hash prefix).
     Show {
         target: String,
+        /// List every file (long lists are cut otherwise).
+        #[arg(short, long)]
+        verbose: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// The session's jobs linked through the artifacts they share.
-    Dag(JsonFlag),
+    Dag(FormatArgs),
+    /// From an artifact (path or hash) or step back to its root inputs, across sessions.
+    Lineage {
+        target: String,
+        /// Follow at most N producing jobs back.
+        #[arg(long, value_name = "N")]
+        depth: Option<usize>,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// The root input artifacts of an artifact or step.
+    Inputs {
+        target: String,
+        /// Only inputs no recorded job produced (they must come from elsewhere).
+        #[arg(long)]
+        unsourced: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// How the provenance of two artifacts or two steps differs.
+    Diff {
+        a: String,
+        b: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Start a new session; the old one stays queryable.
+    Reset,
+    /// Remove the last job of the active session.
+    Pop {
+        /// Do not ask.
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+    },
     /// Read and change .roar/config.toml (unknown keys and bad values are refused).
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -214,8 +273,30 @@ fn query(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Log(f) => show::log(&store, f.json)?,
         Cmd::Status(f) => show::status(&store, &project.root, f.json)?,
-        Cmd::Show { target, json } => show::show(&store, &cwd, &project.root, &target, json.json)?,
-        Cmd::Dag(f) => dag::dag(&store, &project.root, f.json)?,
+        Cmd::Show {
+            target,
+            verbose,
+            json,
+        } => show::show(&store, &cwd, &project.root, &target, json.json, verbose)?,
+        Cmd::Dag(f) => dag::dag(&store, &project.root, f.format()?)?,
+        Cmd::Lineage {
+            target,
+            depth,
+            format,
+        } => lineage::lineage(
+            &store,
+            &cwd,
+            &project.root,
+            &target,
+            depth,
+            format.format()?,
+        )?,
+        Cmd::Inputs {
+            target,
+            unsourced,
+            json,
+        } => lineage::inputs(&store, &cwd, &project.root, &target, unsourced, json.json)?,
+        Cmd::Diff { a, b, json } => diff::diff(&store, &cwd, &project.root, &a, &b, json.json)?,
         Cmd::Search {
             predicate,
             kind,
@@ -234,7 +315,13 @@ fn query(cmd: Cmd) -> Result<i32> {
                 json: json.json,
             },
         )?,
-        Cmd::Init | Cmd::Run(_) | Cmd::Build(_) | Cmd::Config(_) | Cmd::Label(_) => {
+        Cmd::Init
+        | Cmd::Run(_)
+        | Cmd::Build(_)
+        | Cmd::Config(_)
+        | Cmd::Label(_)
+        | Cmd::Reset
+        | Cmd::Pop { .. } => {
             unreachable!("dispatched elsewhere")
         }
     }
@@ -280,9 +367,23 @@ fn label(c: LabelCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// Commands that change the session.
+fn session(cmd: Cmd) -> Result<i32> {
+    let project = Project::find(&cwd()?)?;
+    spool::recover_orphans(&project);
+    let mut store = project.open_store()?;
+    match cmd {
+        Cmd::Reset => session_cmd::reset(&mut store)?,
+        Cmd::Pop { yes } => session_cmd::pop(&mut store, yes)?,
+        _ => unreachable!("dispatched elsewhere"),
+    }
+    Ok(0)
+}
+
 fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
+        cmd @ (Cmd::Reset | Cmd::Pop { .. }) => session(cmd),
         Cmd::Label(c) => label(c),
         Cmd::Run(args) => traced(args, "run"),
         Cmd::Build(args) => traced(args, "build"),

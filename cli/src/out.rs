@@ -5,7 +5,16 @@ use std::io::Write;
 
 pub fn line(args: std::fmt::Arguments) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+    ended(out.write_fmt(args).and_then(|()| out.write_all(b"\n")));
+}
+
+/// Text that carries its own line ends (a whole DOT or SVG document).
+pub fn print(text: &str) {
+    ended(std::io::stdout().lock().write_all(text.as_bytes()));
+}
+
+fn ended(written: std::io::Result<()>) {
+    if let Err(e) = written {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -6,22 +6,32 @@ use roar_collector::store::{Artifact, Job, Store};
 use serde_json::json;
 
 use crate::error::Result;
-use crate::human::{command, duration, relative, safe, short_hash, timestamp};
+use crate::human::{command, duration, relative, safe, short_hash, thousands, timestamp};
 use crate::out::outln;
 use crate::target::{resolve, Target};
 use crate::view;
 
-pub fn show(store: &Store, cwd: &Path, root: &Path, name: &str, as_json: bool) -> Result<()> {
+/// Files listed per section before the rest is counted (`-v`: all).
+const LIST_MAX: usize = 20;
+
+pub fn show(
+    store: &Store,
+    cwd: &Path,
+    root: &Path,
+    name: &str,
+    as_json: bool,
+    verbose: bool,
+) -> Result<()> {
     match resolve(store, cwd, name)? {
         Target::Job(j) if as_json => view::print_json(&view::job_detail(store, &j)?),
-        Target::Job(j) => print_job(store, &j, &root.to_string_lossy())?,
+        Target::Job(j) => print_job(store, &j, &root.to_string_lossy(), verbose)?,
         Target::Artifact(a) if as_json => view::print_json(&view::artifact(store, &a)?),
         Target::Artifact(a) => print_artifact(store, &a, &root.to_string_lossy())?,
     }
     Ok(())
 }
 
-fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
+fn print_job(store: &Store, j: &Job, root: &str, verbose: bool) -> Result<()> {
     outln!("@{}  {}  ({})", j.step, command(&j.command), j.kind);
     outln!("  uid       {}", j.uid);
     outln!("  cwd       {}", safe(&j.cwd));
@@ -46,13 +56,17 @@ fn print_job(store: &Store, j: &Job, root: &str) -> Result<()> {
         ("outputs", store.job_outputs(j.id)?),
     ] {
         outln!("  {title} ({})", files.len());
-        for f in &files {
+        let shown = if verbose { files.len() } else { LIST_MAX };
+        for f in files.iter().take(shown) {
             outln!(
                 "    {}  {}  {} B",
                 short_hash(&f.hash),
                 relative(&f.path, root),
                 f.size
             );
+        }
+        if files.len() > shown {
+            outln!("    … {} more, -v for all", thousands(files.len() - shown));
         }
     }
     for i in &j.runtime.interpreters {

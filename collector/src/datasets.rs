@@ -75,7 +75,9 @@ fn is_partition_dir(name: &str) -> bool {
 
 /// The dataset layouts among a job's outputs. A file belongs to at most one
 /// dataset: the outermost layout wins (splits, then partition folders).
-pub fn detect(outputs: &[FileRecord]) -> Vec<Dataset> {
+/// `not_in` (the project root) is never a dataset itself: files written
+/// straight into the project are just files.
+pub fn detect(outputs: &[FileRecord], not_in: Option<&Path>) -> Vec<Dataset> {
     let files: Vec<(&Path, &FileRecord)> = outputs
         .iter()
         .map(|f| (Path::new(OsStr::from_bytes(&f.path)), f))
@@ -122,6 +124,7 @@ pub fn detect(outputs: &[FileRecord]) -> Vec<Dataset> {
     }
     found
         .into_iter()
+        .filter(|(dir, _)| Some(dir.as_path()) != not_in)
         .map(|(dir, layout)| composite(&dir, layout, &files))
         .collect()
 }
@@ -171,7 +174,7 @@ mod tests {
 
     fn layouts(paths: &[String]) -> Vec<(String, &'static str, &'static str, usize)> {
         let recs: Vec<FileRecord> = paths.iter().map(|p| rec(p)).collect();
-        detect(&recs)
+        detect(&recs, Some(Path::new("/p")))
             .into_iter()
             .map(|d| {
                 (
@@ -218,8 +221,10 @@ mod tests {
             [("/p/t".into(), "partitioned", "tabular", 2)]
         );
 
-        // A few unrelated outputs are not a dataset.
+        // A few unrelated outputs are not a dataset, nor is the project.
         assert!(layouts(&["/p/model.pkl".into(), "/p/metrics.json".into()]).is_empty());
+        let top: Vec<String> = (0..10).map(|i| format!("/p/{i}.csv")).collect();
+        assert!(layouts(&top).is_empty());
     }
 
     #[test]
@@ -227,8 +232,8 @@ mod tests {
         let a: Vec<FileRecord> = (0..9).map(|i| rec(&format!("/p/x/{i}.npy"))).collect();
         let mut b = a.clone();
         b.reverse();
-        assert_eq!(detect(&a)[0].hash, detect(&b)[0].hash);
+        assert_eq!(detect(&a, None)[0].hash, detect(&b, None)[0].hash);
         b[0].hash = "0".repeat(64);
-        assert_ne!(detect(&a)[0].hash, detect(&b)[0].hash);
+        assert_ne!(detect(&a, None)[0].hash, detect(&b, None)[0].hash);
     }
 }

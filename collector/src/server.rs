@@ -25,7 +25,16 @@ const CHANNEL_CAPACITY: usize = 16 * 1024;
 /// Threads hashing files while the job runs.
 const EARLY_HASH_WORKERS: usize = 2;
 
+/// Peak resident set size of this process in KiB, from getrusage: its
+/// ru_maxrss is in bytes on macOS (0 when unknown).
+#[cfg(target_os = "macos")]
+fn peak_rss_kb() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) / 1024)
+}
+
 /// VmHWM of this process, from /proc (0 where there is none).
+#[cfg(not(target_os = "macos"))]
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -50,7 +59,8 @@ pub struct Options {
 /// What a project's configuration asks of the collector.
 struct Settings {
     filter: Filter,
-    detect_datasets: bool,
+    /// Dataset-shaped output folders are labelled; never the project root.
+    datasets: Option<Option<PathBuf>>,
 }
 
 /// `extra_roar_dirs` are roar's own folders outside the project (the socket's).
@@ -68,7 +78,9 @@ fn project_settings(
     };
     Ok(Settings {
         filter: Filter::new(project_root.clone(), roar_dirs, &config),
-        detect_datasets: config.bool("labels.auto_dataset_detect"),
+        datasets: config
+            .bool("labels.auto_dataset_detect")
+            .then(|| project_root.clone()),
     })
 }
 
@@ -79,14 +91,14 @@ fn record(
     early: EarlyHashes,
     db: &Path,
     writer: &Writer,
-    (incomplete, detect_datasets): (bool, bool),
+    (incomplete, datasets): (bool, &Option<Option<PathBuf>>),
 ) -> Result<Job, String> {
     let draft = asm.draft(meta);
     drop(asm);
     let reader = open_store(db)?;
     let mut job = hash_job(draft, early, reader);
-    if detect_datasets {
-        job.datasets = crate::datasets::detect(&job.outputs);
+    if let Some(project_root) = datasets {
+        job.datasets = crate::datasets::detect(&job.outputs, project_root.as_deref());
     }
     job.stats.collector_peak_rss_kb = peak_rss_kb();
     job.stats.incomplete = incomplete;
@@ -120,7 +132,7 @@ pub fn record_from_spool(
         EarlyHashes::default(),
         db,
         &writer,
-        (true, settings.detect_datasets),
+        (true, &settings.datasets),
     )?;
     let _ = std::fs::remove_dir_all(spool);
     Ok(job)
@@ -192,7 +204,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let Some((meta, mut reply_to, _)) = finish else {
         return Err("all clients left before the job was finished".into());
     };
-    let flags = (false, settings.detect_datasets);
+    let flags = (false, &settings.datasets);
     let reply = match record(asm, meta, early.finish(), &opts.db, &writer, flags) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {

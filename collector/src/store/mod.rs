@@ -275,6 +275,7 @@ pub struct Process {
 /// An artifact seen at a path by a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobFile {
+    pub artifact_id: i64,
     pub path: String,
     pub hash: String,
     pub size: u64,
@@ -471,6 +472,64 @@ impl Store {
                 },
             )
             .optional()
+    }
+
+    /// Starts a new session and makes it the active one; earlier sessions
+    /// stay queryable.
+    pub fn new_session(&mut self) -> Result<Session> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE sessions SET active = 0 WHERE active = 1", [])?;
+        tx.execute(
+            "INSERT INTO sessions (hash, created_at, active) VALUES (?1, ?2, 1)",
+            params![random_hex(32), now_unix()],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        self.session(id)
+    }
+
+    /// Removes a job with its processes, edges and labels. Its artifacts
+    /// stay: other jobs may share their content.
+    pub fn delete_job(&mut self, job_id: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for table in ["job_inputs", "job_outputs", "processes", "process_files"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE job_id = ?1"), [job_id])?;
+        }
+        for table in ["label_versions", "label_values"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE kind = 'job' AND target_id = ?1"),
+                [job_id],
+            )?;
+        }
+        tx.execute("DELETE FROM jobs WHERE id = ?1", [job_id])?;
+        tx.commit()
+    }
+
+    /// The job that last wrote this content before job `before` (any
+    /// session; at all when `before` is `None`), preferring one that wrote
+    /// it at `path`: a copy of a file has the same content as the original.
+    pub fn producer(
+        &self,
+        artifact_id: i64,
+        before: Option<i64>,
+        path: Option<&str>,
+    ) -> Result<Option<Job>> {
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT job_id FROM job_outputs WHERE artifact_id = ?1 AND job_id < ?2
+                 ORDER BY path = CAST(?3 AS BLOB) DESC, job_id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![artifact_id, before.unwrap_or(i64::MAX), path.unwrap_or("")],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| self.job(id)).transpose()
     }
 
     /// Records a finished job in one transaction: its session step, processes,
@@ -715,12 +774,13 @@ impl Store {
 
     fn job_files(&self, table: &str, job_id: i64) -> Result<Vec<JobFile>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT e.path, a.hash, a.size FROM {table} e JOIN artifacts a ON a.id = e.artifact_id
+            "SELECT e.path, a.hash, a.size, a.id FROM {table} e JOIN artifacts a ON a.id = e.artifact_id
              WHERE e.job_id = ?1 ORDER BY e.path"
         ))?;
         let rows = stmt.query_map([job_id], |r| {
             let path: Vec<u8> = r.get(0)?;
             Ok(JobFile {
+                artifact_id: r.get(3)?,
                 path: lossy(&path),
                 hash: r.get(1)?,
                 size: r.get::<_, i64>(2)? as u64,
