@@ -1,17 +1,33 @@
-//! Compiles `src/c/exports.c` (the exported libc symbols, forwarding to Rust)
-//! into the library whole, and restricts the dynamic symbol table to the names
-//! in `src/c/exports.map`.
+//! Compiles the C half of the library into it whole: on Linux
+//! `src/c/exports.c` (the exported libc symbols, forwarding to Rust), with the
+//! dynamic symbol table restricted to the names in `src/c/exports.map`; on
+//! macOS `src/c/interpose_macos.c` (dyld's interposing pairs).
+//!
+//! `ROAR_SHIM_NO_C=1` skips the C entirely. The library is then useless (no
+//! hook is reachable); it exists for type-checking the Rust side for another
+//! system where no C compiler or SDK for it is at hand (scripts/check-macos.sh
+//! checks the macOS build from Linux, with no macOS SDK or clang there).
 
 fn main() {
     println!("cargo:rerun-if-changed=src/c/exports.c");
     println!("cargo:rerun-if-changed=src/c/exports.map");
+    println!("cargo:rerun-if-changed=src/c/interpose_macos.c");
+    println!("cargo:rerun-if-env-changed=ROAR_SHIM_NO_C");
 
-    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_os != "linux" {
-        println!("cargo:warning=libroar's preload hooks are only built for Linux glibc");
+    if std::env::var_os("ROAR_SHIM_NO_C").is_some_and(|v| v == "1") {
         return;
     }
+    match std::env::var("CARGO_CFG_TARGET_OS")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "linux" => linux(),
+        "macos" => macos(),
+        _ => println!("cargo:warning=libroar's hooks are only built for Linux glibc and macOS"),
+    }
+}
 
+fn linux() {
     cc::Build::new()
         .file("src/c/exports.c")
         .flag("-fvisibility=hidden")
@@ -27,6 +43,18 @@ fn main() {
 
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/src/c/exports.map");
+}
+
+fn macos() {
+    cc::Build::new()
+        .file("src/c/interpose_macos.c")
+        .flag("-fvisibility=hidden")
+        .warnings(true)
+        .extra_warnings(true)
+        // Nothing in Rust references the interposing table or the
+        // constructor: linked whole, or the linker would drop them.
+        .link_lib_modifier("+whole-archive")
+        .compile("roar_interpose");
 }
 
 /// Links the unwinder (`libgcc_eh.a`) into the library so that it does not

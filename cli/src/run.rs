@@ -45,8 +45,10 @@ impl Drop for SocketDir {
     }
 }
 
-/// `LD_PRELOAD` for the command: our shim first, other preloads kept, an
-/// outer roar's shim (nested `roar run`) replaced.
+/// `LD_PRELOAD` (`DYLD_INSERT_LIBRARIES` on macOS, see `env::PRELOAD`) for
+/// the command: our shim first, other preloads kept, an outer roar's shim
+/// (nested `roar run`) replaced. On macOS a SIP-protected command drops it:
+/// `untraced::check` says so and the summary shows it.
 fn preload_value(shim: &Path) -> OsString {
     let mut value = OsString::from(shim);
     if let Some(existing) = std::env::var_os(env::PRELOAD) {

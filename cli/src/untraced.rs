@@ -1,5 +1,6 @@
 //! Whether the command roar itself starts escapes the preload library
-//! (deeper executables are checked by the shim at their exec).
+//! (deeper executables are checked by the shim at their exec): on macOS
+//! first whether System Integrity Protection strips `DYLD_*` from it.
 
 use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
@@ -27,6 +28,10 @@ fn resolve(program: &OsStr) -> Option<PathBuf> {
 
 pub fn check(program: &OsStr) -> Option<(String, UntracedReason)> {
     let path = resolve(program)?;
+    #[cfg(target_os = "macos")]
+    if sip::protected(&path) {
+        return Some((shown(path), UntracedReason::Sip));
+    }
     let meta = path.metadata().ok()?;
     let mode = meta.mode();
     let setid = (mode & 0o4000 != 0 && meta.uid() != getuid().as_raw())
@@ -45,7 +50,44 @@ pub fn check(program: &OsStr) -> Option<(String, UntracedReason)> {
             .and_then(|_| (&mut file).take(note.size.min(4096)).read_to_end(&mut buf));
         buf
     })?;
-    // Absolute but not canonical, as the shim reports the executables it sees.
+    Some((shown(path), reason))
+}
+
+/// Absolute but not canonical, as the shim reports the executables it sees.
+fn shown(path: PathBuf) -> String {
     let shown = std::path::absolute(&path).unwrap_or(path);
-    Some((shown.to_string_lossy().into_owned(), reason))
+    shown.to_string_lossy().into_owned()
+}
+
+#[cfg(target_os = "macos")]
+mod sip {
+    use std::ffi::OsStr;
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    use roar_protocol::sip;
+
+    /// Whether the program at `path` is SIP-protected, by its path with
+    /// symlinks resolved.
+    fn is_protected(path: &Path) -> bool {
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        sip::is_protected(real.as_os_str().as_bytes())
+    }
+
+    /// Whether the loader will drop `DYLD_*` for the program at `path`: it is
+    /// protected itself, or it is a script whose `#!` interpreter is
+    /// (`#!/bin/sh`; `#!/usr/bin/env python3`, whatever python3 it finds,
+    /// since /usr/bin/env already lost the variables).
+    pub fn protected(path: &Path) -> bool {
+        if is_protected(path) {
+            return true;
+        }
+        let mut head = Vec::with_capacity(sip::SHEBANG_MAX);
+        let read = std::fs::File::open(path)
+            .and_then(|f| f.take(sip::SHEBANG_MAX as u64).read_to_end(&mut head));
+        read.is_ok()
+            && sip::interpreter(&head)
+                .is_some_and(|i| is_protected(Path::new(OsStr::from_bytes(i))))
+    }
 }

@@ -4,7 +4,8 @@
 pub const SOCKET: &str = "ROAR_SOCKET";
 /// Opaque token naming the job a traced process belongs to; inherited by children.
 pub const JOB: &str = "ROAR_JOB";
-/// Explicit path of `libroar.so`, consulted by the CLI after its own search.
+/// Explicit path of the shim (`libroar.so`, `libroar.dylib` on macOS),
+/// consulted by the CLI after its own search.
 pub const SHIM: &str = "ROAR_SHIM";
 /// `1` makes the shim explain on stderr why it is passive.
 pub const VERBOSE: &str = "ROAR_VERBOSE";

@@ -10,6 +10,7 @@ pub mod env;
 pub mod exe;
 mod frame;
 mod message;
+pub mod sip;
 
 pub use frame::{
     check_preamble, decode, encode, encode_into, preamble, read_frame, FrameError, PREAMBLE_LEN,

@@ -55,6 +55,11 @@ pub enum UntracedReason {
     Setuid,
     /// A Go program: its runtime makes raw system calls the shim cannot see.
     GoRuntime,
+    /// macOS System Integrity Protection: the program, or its script's
+    /// interpreter, lies under a protected system folder, and the loader
+    /// drops `DYLD_*` variables for it (see [`crate::sip`]). Appended last so
+    /// the encoded indices of the reasons above stay what they were.
+    Sip,
 }
 
 impl UntracedReason {
@@ -64,13 +69,19 @@ impl UntracedReason {
             UntracedReason::StaticallyLinked => "static",
             UntracedReason::Setuid => "setuid",
             UntracedReason::GoRuntime => "go",
+            UntracedReason::Sip => "sip",
         }
     }
 
     pub fn from_code(code: &str) -> Option<UntracedReason> {
-        [Self::StaticallyLinked, Self::Setuid, Self::GoRuntime]
-            .into_iter()
-            .find(|r| r.code() == code)
+        [
+            Self::StaticallyLinked,
+            Self::Setuid,
+            Self::GoRuntime,
+            Self::Sip,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
     }
 
     /// What it means for the job, for people.
@@ -82,6 +93,12 @@ impl UntracedReason {
             }
             UntracedReason::GoRuntime => {
                 "Go program: its runtime does file I/O with raw system calls, partially traced"
+            }
+            UntracedReason::Sip => {
+                "macOS System Integrity Protection: it (or its script's interpreter) is a \
+                 protected system program, for which the loader drops DYLD_INSERT_LIBRARIES: \
+                 nothing it or its children did was seen; a copy outside /usr/bin, /bin, /sbin \
+                 and /System (e.g. Homebrew's) can be traced"
             }
         }
     }

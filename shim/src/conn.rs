@@ -441,6 +441,7 @@ extern "C" fn after_fork_child() {
 /// from a signal handler: only async-signal-safe work is allowed, so the
 /// child drops the parent's connection and stays passive. An exec it makes
 /// next connects afresh from the new image.
+#[cfg(target_os = "linux")]
 pub fn abandon_in_child() {
     if !active() {
         return;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use libc::{c_char, c_int};
 use roar_protocol::{encode, preamble, Bytes, Hello, Message};
 
-use crate::{env, paths, sys};
+use crate::{env, paths, platform, sys};
 
 struct Identity {
     exe: Vec<u8>,
@@ -32,7 +32,7 @@ pub fn forked() {
 /// `argv` is NULL or holds `argc` valid NUL-terminated strings.
 pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
     let mut exe = vec![0u8; paths::PATH_MAX];
-    let n = sys::readlink(b"/proc/self/exe\0", &mut exe);
+    let n = platform::exe_path(&mut exe);
     exe.truncate(n);
     let mut args = Vec::new();
     if !argv.is_null() {

@@ -1,37 +1,45 @@
-//! `libroar.so`: preloaded into every traced process, it interposes the libc
-//! calls that open, rename, remove and link files and that create, replace
-//! and end processes, and reports them to the collector over a Unix socket
-//! (see `roar-protocol` for the wire format).
+//! `libroar.so` (`libroar.dylib` on macOS): preloaded into every traced
+//! process, it interposes the libc calls that open, rename, remove and link
+//! files and that create, replace and end processes, and reports them to the
+//! collector over a Unix socket (see `roar-protocol` for the wire format).
 //!
-//! Layout: `c/exports.c` defines the exported libc symbols and forwards each
-//! to a `roar_*` entry point in [`hooks`]; [`real`] holds the originals,
-//! [`conn`] the connection and event buffer, [`guard`] the per-thread
-//! recursion guard, [`paths`] path resolution, [`env`] the tracing
-//! environment and its repair, [`hello`] the process's introduction.
+//! Layout: on Linux `c/exports.c` defines the exported libc symbols, on macOS
+//! `c/interpose_macos.c` lists dyld interposing pairs; both lead to the
+//! `roar_*` entry points in [`hooks`]. [`real`] holds the originals, [`conn`]
+//! the connection and event buffer, [`guard`] the per-thread recursion
+//! guard, [`paths`] path resolution, [`env`] the tracing environment and its
+//! repair, [`hello`] the process's introduction, [`platform`] what differs
+//! between the systems.
 //!
 //! Rules kept everywhere: the program sees the same results and errno as
 //! without the shim; no panic crosses the FFI boundary; with no collector the
 //! shim is pure pass-through.
 
-// The hooks are written for Linux glibc; elsewhere the library is empty so
-// the workspace still builds (macOS gets its own module when it is done).
-#![cfg(target_os = "linux")]
+// Linux glibc and macOS; elsewhere the library is empty so the workspace
+// still builds.
+#![cfg(any(target_os = "linux", target_os = "macos"))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
-// The `roar_*` entry points are called only by c/exports.c, with the
-// arguments of the libc function they stand for.
+// The `roar_*` entry points are called only through c/exports.c or
+// c/interpose_macos.c, with the arguments of the libc function they stand for.
 #![allow(clippy::missing_safety_doc)]
 
 mod conn;
+#[cfg(target_os = "linux")]
 mod elf;
 mod env;
 mod guard;
 mod hello;
 mod hooks;
 mod paths;
+mod platform;
+#[cfg(target_os = "linux")]
 mod real;
 mod sys;
 mod written;
+
+#[cfg(target_os = "macos")]
+use platform::real;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -40,15 +48,17 @@ use libc::{c_char, c_int};
 /// One line on stderr, only with `ROAR_VERBOSE=1`.
 fn say(what: &str) {
     let line = format!(
-        "roar: libroar.so stays passive in pid {}: {what}\n",
+        "roar: {} stays passive in pid {}: {what}\n",
+        platform::LIB_NAME,
         std::process::id()
     );
     // SAFETY: writing a valid buffer to fd 2; failure is ignored.
     unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
 }
 
-/// The load-time constructor (called from c/exports.c with glibc's
-/// argc/argv/envp): resolve the originals, snapshot the environment, connect.
+/// The load-time constructor (called from the C file's constructor with the
+/// argc/argv/envp that glibc, and dyld, pass to them): resolve the originals,
+/// snapshot the environment, connect.
 #[no_mangle]
 pub unsafe extern "C" fn roar_init(
     argc: c_int,
@@ -62,15 +72,17 @@ pub unsafe extern "C" fn roar_init(
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // Our own panics (none expected) must never print into the program's stderr.
         std::panic::set_hook(Box::new(|_| {}));
+        // macOS needs no resolving: dyld bound the originals at load.
+        #[cfg(target_os = "linux")]
         real::resolve_all();
-        // SAFETY: glibc passes argc and the matching argv array.
+        // SAFETY: the loader passes argc and the matching argv array.
         unsafe { hello::capture(argc, argv) };
         // roar's own programs stay untraced and pass no tracing on: no
         // snapshot means no environment repair either.
         if hello::is_roar_itself() {
             return;
         }
-        // SAFETY: glibc passes the process's environment array.
+        // SAFETY: the loader passes the process's environment array.
         let snap = unsafe { env::capture(envp) };
         let Some(socket) = snap.socket.as_deref() else {
             if snap.verbose {

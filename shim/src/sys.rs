@@ -4,21 +4,21 @@
 
 use libc::c_int;
 
-use crate::real;
+use crate::{platform, real};
 
 /// Lowest fd the shim's socket is moved to, out of the range programs use.
 const HIGH_FD: c_int = 500;
 
 #[inline]
 pub fn errno() -> c_int {
-    // SAFETY: __errno_location returns this thread's errno slot, always valid.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: the platform returns this thread's errno slot, always valid.
+    unsafe { *platform::errno_slot() }
 }
 
 #[inline]
 pub fn set_errno(e: c_int) {
     // SAFETY: as in `errno`.
-    unsafe { *libc::__errno_location() = e }
+    unsafe { *platform::errno_slot() = e }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call).
@@ -42,21 +42,13 @@ pub fn close(fd: c_int) {
     }
 }
 
-/// The inode behind `fd` (raw fstat, not a hooked call), or `None` when the
-/// fd is closed.
-pub fn inode(fd: c_int) -> Option<u64> {
-    // SAFETY: a zeroed stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is writable; raw fstat.
-    let r = unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) };
-    (r == 0).then_some(st.st_ino)
-}
+pub use platform::{fd_path, inode};
 
 /// Writes all of `data`, never raising SIGPIPE. `Err(errno)` on failure.
 pub fn send_all(fd: c_int, mut data: &[u8]) -> Result<(), c_int> {
     while !data.is_empty() {
         // SAFETY: `data` is a valid readable slice for its length.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), platform::SEND_FLAGS) };
         if n < 0 {
             match errno() {
                 libc::EINTR => continue,
@@ -81,8 +73,7 @@ pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
     for (d, s) in addr.sun_path.iter_mut().zip(path) {
         *d = *s as libc::c_char;
     }
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = platform::stream_socket();
     if fd < 0 {
         return Err(errno());
     }
@@ -144,35 +135,8 @@ pub fn move_high(fd: c_int) -> c_int {
     high
 }
 
-/// `readlink` of `/proc/self/fd/<fd>` into `out`; the length, or 0 when the
-/// fd does not name a path.
-pub fn fd_path(fd: c_int, out: &mut [u8]) -> usize {
-    if fd < 0 {
-        return 0;
-    }
-    let mut link = [0u8; 32];
-    let prefix = b"/proc/self/fd/";
-    link[..prefix.len()].copy_from_slice(prefix);
-    let mut n = prefix.len();
-    let mut digits = [0u8; 10];
-    let mut d = 0;
-    let mut v = fd as u32;
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for i in (0..d).rev() {
-        link[n] = digits[i];
-        n += 1;
-    }
-    readlink(&link[..=n], out)
-}
-
 /// `readlink(path)` (NUL-terminated) into `out`; 0 unless it is absolute.
+#[cfg(target_os = "linux")]
 pub fn readlink(path: &[u8], out: &mut [u8]) -> usize {
     debug_assert_eq!(path.last(), Some(&0));
     // SAFETY: `path` is NUL-terminated, `out` is writable for its length.

@@ -34,6 +34,7 @@ pub fn take(fd: libc::c_int) -> bool {
 
 /// Forgets every fd in `first..=last` (closed in bulk, which says nothing
 /// about whether the files are complete).
+#[cfg(target_os = "linux")]
 pub fn forget_range(first: libc::c_uint, last: libc::c_uint) {
     let last = (last as usize).min(LIMIT - 1);
     for fd in first as usize..=last {

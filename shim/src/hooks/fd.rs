@@ -1,10 +1,13 @@
 //! Keeps the shim's own socket alive when the program closes "all" fds or
 //! dup2s over it. To the program that fd does not exist: closing it alone
-//! fails with `EBADF`, as it would without the shim.
+//! fails with `EBADF`, as it would without the shim. (`close_range`,
+//! `closefrom` and `dup3` are Linux's; macOS has `close` and `dup2`.)
 
 use std::panic::catch_unwind;
 
-use libc::{c_int, c_uint};
+use libc::c_int;
+#[cfg(target_os = "linux")]
+use libc::c_uint;
 
 use libc::FILE;
 use roar_protocol::Message;
@@ -13,6 +16,7 @@ use super::{enosys, observe_connected};
 use crate::{conn, guard, real, sys, written};
 
 /// Our socket fd when it lies in `first..=last` (and is still ours).
+#[cfg(target_os = "linux")]
 fn own_in(first: c_uint, last: c_uint) -> Option<c_uint> {
     let own = conn::own_fd();
     let own_u = c_uint::try_from(own).ok()?;
@@ -68,6 +72,7 @@ pub unsafe extern "C" fn roar_fclose(fp: *mut FILE) -> c_int {
     ret
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let Some(real) = real::close_range() else {
@@ -95,6 +100,7 @@ pub unsafe extern "C" fn roar_close_range(first: c_uint, last: c_uint, flags: c_
     0
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_closefrom(lowfd: c_int) {
     let Some(real) = real::closefrom() else {
@@ -153,6 +159,7 @@ fn replaced(was_written: bool, ret: c_int, newfd: c_int) {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
     let Some(real) = real::dup3() else {

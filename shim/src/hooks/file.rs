@@ -5,12 +5,18 @@ use roar_protocol::{access, Bytes, Message};
 
 use super::{c_bytes, enosys, observe};
 use crate::conn::State;
-use crate::{paths, real, sys, written};
+use crate::{paths, platform, real, sys, written};
 
-/// Access bits of an `open` flags word. An `O_PATH` descriptor reads and
+/// Access bits of an `open` flags word. An `O_PATH` descriptor (Linux), or
+/// an `O_EVTONLY` one (macOS: for kqueue notifications only), reads and
 /// writes nothing: no access bits.
 fn open_access(flags: c_int) -> u8 {
+    #[cfg(target_os = "linux")]
     if flags & libc::O_PATH != 0 {
+        return 0;
+    }
+    #[cfg(target_os = "macos")]
+    if flags & libc::O_EVTONLY != 0 {
         return 0;
     }
     let mut a = match flags & libc::O_ACCMODE {
@@ -108,10 +114,15 @@ macro_rules! open_hooks {
 
 open_hooks! {
     roar_open => open(path: *const c_char, flags: c_int, mode: c_uint) at AT_FDCWD, path, open_access(flags);
-    roar_open64 => open64(path: *const c_char, flags: c_int, mode: c_uint) at AT_FDCWD, path, open_access(flags);
     roar_openat => openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) at dirfd, path, open_access(flags);
-    roar_openat64 => openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) at dirfd, path, open_access(flags);
     roar_creat => creat(path: *const c_char, mode: mode_t) at AT_FDCWD, path, CREAT_ACCESS;
+}
+
+// glibc's large-file and _FORTIFY_SOURCE variants.
+#[cfg(target_os = "linux")]
+open_hooks! {
+    roar_open64 => open64(path: *const c_char, flags: c_int, mode: c_uint) at AT_FDCWD, path, open_access(flags);
+    roar_openat64 => openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) at dirfd, path, open_access(flags);
     roar_creat64 => creat64(path: *const c_char, mode: mode_t) at AT_FDCWD, path, CREAT_ACCESS;
     roar_open_2 => __open_2(path: *const c_char, flags: c_int) at AT_FDCWD, path, open_access(flags);
     roar_open64_2 => __open64_2(path: *const c_char, flags: c_int) at AT_FDCWD, path, open_access(flags);
@@ -142,7 +153,8 @@ fn fopened(path: *const c_char, mode: *const c_char, fp: *mut FILE) {
 }
 
 /// The fopen family: call the original, record the outcome. freopen's
-/// extra stream argument is passed through.
+/// extra stream argument is passed through. The original opens through
+/// other libc functions: see [`platform::whole_call`].
 macro_rules! fopen_hooks {
     ($($entry:ident => $real:ident($($extra:ident: $ty:ty),*);)*) => {
         $(
@@ -156,7 +168,7 @@ macro_rules! fopen_hooks {
                     return enosys(std::ptr::null_mut());
                 };
                 // SAFETY: the caller's arguments, forwarded unchanged.
-                let fp = unsafe { real(path, mode, $($extra),*) };
+                let fp = platform::whole_call(|| unsafe { real(path, mode, $($extra),*) });
                 fopened(path, mode, fp);
                 fp
             }
@@ -166,9 +178,18 @@ macro_rules! fopen_hooks {
 
 fopen_hooks! {
     roar_fopen => fopen();
-    roar_fopen64 => fopen64();
     roar_freopen => freopen(stream: *mut FILE);
+}
+
+#[cfg(target_os = "linux")]
+fopen_hooks! {
+    roar_fopen64 => fopen64();
     roar_freopen64 => freopen64(stream: *mut FILE);
+}
+
+#[cfg(target_os = "macos")]
+fopen_hooks! {
+    roar_fopen_extsn => fopen_extsn();
 }
 
 /// Records a successful rename.
@@ -218,11 +239,16 @@ on_success_hooks! {
     roar_symlink => symlink(target: *const c_char, to: *const c_char) records linked(None, target, AT_FDCWD, to);
     roar_symlinkat => symlinkat(target: *const c_char, tofd: c_int, to: *const c_char) records linked(None, target, tofd, to);
     roar_truncate => truncate(path: *const c_char, length: libc::off_t) records opened(AT_FDCWD, path, access::WRITE, 0);
+}
+
+#[cfg(target_os = "linux")]
+on_success_hooks! {
     roar_truncate64 => truncate64(path: *const c_char, length: libc::off64_t) records opened(AT_FDCWD, path, access::WRITE, 0);
 }
 
-/// The mkstemp family: glibc creates the file internally; on success the
-/// template holds its name.
+/// The mkstemp family: libc creates the file internally (through other libc
+/// functions: see [`platform::whole_call`]); on success the template holds
+/// its name.
 macro_rules! mkstemp_hooks {
     ($($entry:ident => $real:ident($($arg:ident: $ty:ty),*);)*) => {
         $(
@@ -232,7 +258,7 @@ macro_rules! mkstemp_hooks {
                     return enosys(-1);
                 };
                 // SAFETY: the caller's arguments, forwarded unchanged.
-                let fd = unsafe { real(tmpl, $($arg),*) };
+                let fd = platform::whole_call(|| unsafe { real(tmpl, $($arg),*) });
                 if fd >= 0 {
                     // O_RDWR | O_CREAT | O_EXCL: a new file, open both ways.
                     written::mark(fd);
@@ -251,6 +277,26 @@ mkstemp_hooks! {
     roar_mkostemps => mkostemps(suffixlen: c_int, flags: c_int);
 }
 
+/// Records a successful rename that may have swapped the two paths
+/// (`RENAME_EXCHANGE` on Linux, `RENAME_SWAP` on macOS).
+fn renamed_or_swapped(
+    fromfd: c_int,
+    from: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+    swapped: bool,
+) {
+    if swapped {
+        // The two swapped contents: each path now holds what the other
+        // held, as if linked from it (two renames would cancel out).
+        linked(Some(fromfd), from, tofd, to);
+        linked(Some(tofd), to, fromfd, from);
+    } else {
+        renamed(fromfd, from, tofd, to);
+    }
+}
+
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_renameat2(
     fromfd: c_int,
@@ -265,14 +311,45 @@ pub unsafe extern "C" fn roar_renameat2(
     // SAFETY: the caller's arguments, forwarded unchanged.
     let ret = unsafe { real(fromfd, from, tofd, to, flags) };
     if ret == 0 {
-        if flags & libc::RENAME_EXCHANGE != 0 {
-            // The two swapped contents: each path now holds what the other
-            // held, as if linked from it (two renames would cancel out).
-            linked(Some(fromfd), from, tofd, to);
-            linked(Some(tofd), to, fromfd, from);
-        } else {
-            renamed(fromfd, from, tofd, to);
-        }
+        renamed_or_swapped(fromfd, from, tofd, to, flags & libc::RENAME_EXCHANGE != 0);
+    }
+    ret
+}
+
+#[cfg(target_os = "macos")]
+#[no_mangle]
+pub unsafe extern "C" fn roar_renamex_np(
+    from: *const c_char,
+    to: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    let Some(real) = real::renamex_np() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(from, to, flags) };
+    if ret == 0 {
+        renamed_or_swapped(AT_FDCWD, from, AT_FDCWD, to, flags & libc::RENAME_SWAP != 0);
+    }
+    ret
+}
+
+#[cfg(target_os = "macos")]
+#[no_mangle]
+pub unsafe extern "C" fn roar_renameatx_np(
+    fromfd: c_int,
+    from: *const c_char,
+    tofd: c_int,
+    to: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    let Some(real) = real::renameatx_np() else {
+        return enosys(-1);
+    };
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    let ret = unsafe { real(fromfd, from, tofd, to, flags) };
+    if ret == 0 {
+        renamed_or_swapped(fromfd, from, tofd, to, flags & libc::RENAME_SWAP != 0);
     }
     ret
 }

@@ -2,15 +2,22 @@
 //! (exit, _exit, _Exit, returning from main).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use libc::{c_char, c_int, c_void, pid_t, FILE};
+use libc::{c_char, c_int, pid_t};
+#[cfg(target_os = "linux")]
+use libc::{c_void, FILE};
 use libc::{posix_spawn_file_actions_t as SpawnActions, posix_spawnattr_t as SpawnAttr};
 use roar_protocol::{Bytes, Message, UntracedReason};
 
 use super::{c_bytes, enosys, observe, observe_connected};
-use crate::real::{self, MainFn};
-use crate::{conn, elf, env, paths, sys};
+#[cfg(target_os = "linux")]
+use crate::elf;
+use crate::real;
+#[cfg(target_os = "linux")]
+use crate::real::MainFn;
+use crate::{conn, env, guard, paths, platform, sys};
 
 /// What an exec runs.
 enum Target {
@@ -19,6 +26,7 @@ enum Target {
     /// A name PATH is searched for when it has no slash (the `p` variants).
     Search(*const c_char),
     /// fexecve's fd.
+    #[cfg(target_os = "linux")]
     Fd(c_int),
 }
 
@@ -26,6 +34,7 @@ enum Target {
 /// why the preload library cannot trace it; `None` for ordinary programs.
 fn why_untraced(target: &Target) -> Option<(Vec<u8>, UntracedReason)> {
     let name = match *target {
+        #[cfg(target_os = "linux")]
         Target::Fd(fd) => {
             let reason = elf::untraceable_fd(fd)?;
             let mut buf = [0u8; paths::PATH_MAX];
@@ -51,17 +60,7 @@ fn why_untraced(target: &Target) -> Option<(Vec<u8>, UntracedReason)> {
         candidate.push(b'/');
         candidate.extend_from_slice(name);
         candidate.push(0);
-        // SAFETY: a NUL-terminated path; raw faccessat, as execvp checks.
-        let executable = unsafe {
-            libc::syscall(
-                libc::SYS_faccessat,
-                libc::AT_FDCWD,
-                candidate.as_ptr(),
-                libc::X_OK,
-                0,
-            )
-        } == 0;
-        if executable {
+        if platform::is_executable(&candidate) {
             candidate.pop();
             return checked(&candidate);
         }
@@ -70,13 +69,15 @@ fn why_untraced(target: &Target) -> Option<(Vec<u8>, UntracedReason)> {
 }
 
 fn checked(path: &[u8]) -> Option<(Vec<u8>, UntracedReason)> {
-    elf::untraceable(path).map(|r| (path.to_vec(), r))
+    platform::untraceable(path).map(|r| (path.to_vec(), r))
 }
 
 /// Tells the collector, before an exec or spawn, that what is about to run
-/// escapes tracing (a forked child connects for this).
+/// escapes tracing (a forked child connects for this). Not from inside the
+/// shim (an exec that libc makes on behalf of a hooked call), which could
+/// not record it anyway.
 fn report_untraced(target: &Target) {
-    if !conn::active() {
+    if !conn::active() || guard::busy() {
         return;
     }
     let saved = sys::errno();
@@ -110,6 +111,7 @@ fn before_exec(target: Target) {
                 )),
                 other => other,
             },
+            #[cfg(target_os = "linux")]
             Target::Fd(fd) => {
                 let n = sys::fd_path(fd, &mut st.scratch[0]);
                 Some(&st.scratch[0][..n])
@@ -158,6 +160,7 @@ pub unsafe extern "C" fn roar_vfork() -> pid_t {
 
 /// `_Fork` runs no atfork handlers: the child must not write on the
 /// parent's connection.
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar__Fork() -> pid_t {
     let Some(fork) = real::_Fork() else {
@@ -171,17 +174,15 @@ pub unsafe extern "C" fn roar__Fork() -> pid_t {
     pid
 }
 
-extern "C" {
-    static mut environ: *const *const c_char;
-}
-
-/// Runs `call` (system, popen: glibc spawns them with the current
-/// `environ`) with an environment that carries the tracing, when the program
-/// scrubbed its own. The program's `environ` is back in place afterwards.
+/// Runs `call` (glibc's system and popen, macOS's execvp: they use the
+/// current `environ`) with an environment that carries the tracing, when the
+/// program scrubbed its own. The program's `environ` is back in place
+/// afterwards.
 fn with_environ<R>(call: impl FnOnce() -> R) -> R {
+    let environ = platform::environ();
     let saved = sys::errno();
     // SAFETY: reading the process's environ pointer.
-    let current = unsafe { *std::ptr::addr_of!(environ) };
+    let current = unsafe { *environ };
     // SAFETY: `current` is the process's environment array.
     let repaired =
         catch_unwind(AssertUnwindSafe(|| unsafe { env::repair(current) })).unwrap_or(None);
@@ -190,13 +191,13 @@ fn with_environ<R>(call: impl FnOnce() -> R) -> R {
         return call();
     };
     // SAFETY: a NULL-terminated array that outlives the call.
-    unsafe { *std::ptr::addr_of_mut!(environ) = repaired.as_ptr() };
+    unsafe { *environ = repaired.as_ptr() };
     let ret = call();
     let err = sys::errno();
     // SAFETY: as above.
     unsafe {
-        if *std::ptr::addr_of!(environ) == repaired.as_ptr() {
-            *std::ptr::addr_of_mut!(environ) = current;
+        if *environ == repaired.as_ptr() {
+            *environ = current;
             drop(repaired);
         } else {
             // Another thread's setenv copied our entries: keep them alive.
@@ -207,6 +208,7 @@ fn with_environ<R>(call: impl FnOnce() -> R) -> R {
     ret
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_system(command: *const c_char) -> c_int {
     let Some(real) = real::system() else {
@@ -217,6 +219,7 @@ pub unsafe extern "C" fn roar_system(command: *const c_char) -> c_int {
     with_environ(|| unsafe { real(command) })
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_popen(command: *const c_char, mode: *const c_char) -> *mut FILE {
     let Some(real) = real::popen() else {
@@ -241,6 +244,7 @@ pub unsafe extern "C" fn roar_execve(
     with_env(envp, |envp| unsafe { real(path, argv, envp) })
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_execvpe(
     file: *const c_char,
@@ -255,6 +259,7 @@ pub unsafe extern "C" fn roar_execvpe(
     with_env(envp, |envp| unsafe { real(file, argv, envp) })
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_execveat(
     dirfd: c_int,
@@ -280,6 +285,7 @@ pub unsafe extern "C" fn roar_execveat(
     with_env(envp, |envp| unsafe { real(dirfd, path, argv, envp, flags) })
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_fexecve(
     fd: c_int,
@@ -292,6 +298,30 @@ pub unsafe extern "C" fn roar_fexecve(
     before_exec(Target::Fd(fd));
     // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
     with_env(envp, |envp| unsafe { real(fd, argv, envp) })
+}
+
+/// macOS `execv` (and `execl`): `execve` with the current environment.
+#[cfg(target_os = "macos")]
+#[no_mangle]
+pub unsafe extern "C" fn roar_execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: the caller's arguments and the process's environment, which
+    // is what execv passes.
+    unsafe { roar_execve(path, argv, *platform::environ()) }
+}
+
+/// macOS `execvp` (and `execlp`). There is no `execvpe` to hand a repaired
+/// environment to, but execvp passes the current `environ` on, so that is
+/// where the repaired one goes for the call. The original tries `execve`
+/// along PATH, which dyld may route back here: see [`platform::whole_call`].
+#[cfg(target_os = "macos")]
+#[no_mangle]
+pub unsafe extern "C" fn roar_execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    let Some(real) = real::execvp() else {
+        return enosys(-1);
+    };
+    before_exec(Target::Search(file));
+    // SAFETY: the caller's arguments, forwarded unchanged.
+    with_environ(|| platform::whole_call(|| unsafe { real(file, argv) }))
 }
 
 #[no_mangle]
@@ -328,9 +358,14 @@ pub unsafe extern "C" fn roar_posix_spawnp(
     };
     report_untraced(&Target::Search(file));
     before_spawn();
-    // SAFETY: the caller's arguments; envp possibly repaired, NULL-terminated.
-    with_env(envp, |envp| unsafe {
-        real(pid, file, actions, attr, argv, envp)
+    // The original searches PATH through other libc functions: see
+    // `platform::whole_call`.
+    with_env(envp, |envp| {
+        platform::whole_call(|| {
+            // SAFETY: the caller's arguments; envp possibly repaired,
+            // NULL-terminated.
+            unsafe { real(pid, file, actions, attr, argv, envp) }
+        })
     })
 }
 
@@ -346,39 +381,35 @@ fn exiting(status: c_int) {
     });
 }
 
-/// Last resort when libc has no exit function to call.
-fn exit_group(status: c_int) -> ! {
-    // SAFETY: exit_group never returns.
-    unsafe { libc::syscall(libc::SYS_exit_group, status) };
-    std::process::abort()
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn roar_exit(status: c_int) -> ! {
     exiting(status);
     match real::exit() {
         // SAFETY: the caller's argument, forwarded unchanged.
         Some(exit) => unsafe { exit(status) },
-        None => exit_group(status),
+        None => platform::exit_group(status),
     }
 }
 
-/// `_exit` and `_Exit` (one function in glibc).
+/// `_exit` and `_Exit` (one function in glibc; macOS's `_Exit` ends the
+/// same way).
 #[no_mangle]
 pub unsafe extern "C" fn roar__exit(status: c_int) -> ! {
     exiting(status);
     match real::_exit() {
         // SAFETY: the caller's argument, forwarded unchanged.
         Some(exit) => unsafe { exit(status) },
-        None => exit_group(status),
+        None => platform::exit_group(status),
     }
 }
 
 /// The program's real `main`, for [`main_wrapper`].
+#[cfg(target_os = "linux")]
 static MAIN: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `main` and reports its return value as the exit status: glibc's own
 /// `exit` call after main is internal and never reaches the `exit` hook.
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn main_wrapper(
     argc: c_int,
     argv: *mut *mut c_char,
@@ -393,6 +424,7 @@ unsafe extern "C" fn main_wrapper(
     status
 }
 
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn roar_libc_start_main(
     main: MainFn,
