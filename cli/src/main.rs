@@ -5,6 +5,7 @@ mod dag;
 mod diff;
 mod error;
 mod git;
+mod glaas;
 mod graph;
 mod human;
 mod label_cmd;
@@ -139,6 +140,30 @@ enum Cmd {
     },
     /// Start a new session; the old one stays queryable.
     Reset,
+    /// Publish lineage to GLaaS: @N, job uid, artifact path or hash (with its
+    /// upstream lineage), or `dag current`; secrets are redacted first.
+    Register {
+        #[arg(required = true, num_args = 1..=2, value_name = "TARGET")]
+        target: Vec<String>,
+        /// Print the exact JSON bodies, in order; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask before an anonymous, public registration.
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+    },
+    /// Who may see what you register: show, or use anonymous|public|private|OWNER/PROJECT.
+    #[command(subcommand)]
+    Scope(ScopeCmd),
+    /// Save a GLaaS token (in your config dir, readable only by you).
+    Login {
+        #[arg(long, value_name = "TOKEN")]
+        token: String,
+    },
+    /// Forget the saved GLaaS token.
+    Logout,
+    /// The GLaaS account the token belongs to.
+    Whoami,
     /// Remove the last job of the active session.
     Pop {
         /// Do not ask.
@@ -171,6 +196,14 @@ enum Cmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Subcommand)]
+enum ScopeCmd {
+    /// The scope in use.
+    Show,
+    /// Set it: anonymous, public, private or OWNER/PROJECT.
+    Use { scope: String },
 }
 
 #[derive(Subcommand)]
@@ -321,7 +354,12 @@ fn query(cmd: Cmd) -> Result<i32> {
         | Cmd::Config(_)
         | Cmd::Label(_)
         | Cmd::Reset
-        | Cmd::Pop { .. } => {
+        | Cmd::Pop { .. }
+        | Cmd::Register { .. }
+        | Cmd::Scope(_)
+        | Cmd::Login { .. }
+        | Cmd::Logout
+        | Cmd::Whoami => {
             unreachable!("dispatched elsewhere")
         }
     }
@@ -367,6 +405,53 @@ fn label(c: LabelCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// GLaaS: registration and the account.
+fn glaas_cmd(cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Login { token } => {
+            let path = glaas::auth::login(&token)?;
+            outln!("token saved to {}", path.display());
+            return Ok(0);
+        }
+        Cmd::Logout => {
+            if glaas::auth::logout()? {
+                outln!("logged out");
+            } else {
+                outln!("no saved token");
+            }
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let cwd = cwd()?;
+    let project = Project::find(&cwd)?;
+    match cmd {
+        Cmd::Whoami => glaas::whoami(&project)?,
+        Cmd::Scope(ScopeCmd::Show) => glaas::scope_show(&project)?,
+        Cmd::Scope(ScopeCmd::Use { scope }) => glaas::scope_use(&project, &scope)?,
+        Cmd::Register {
+            target,
+            dry_run,
+            yes,
+        } => {
+            spool::recover_orphans(&project);
+            let mut store = project.open_store()?;
+            glaas::register(
+                &mut store,
+                &project,
+                &cwd,
+                glaas::RegisterOptions {
+                    target: &target,
+                    dry_run,
+                    yes,
+                },
+            )?
+        }
+        _ => unreachable!("dispatched elsewhere"),
+    }
+    Ok(0)
+}
+
 /// Commands that change the session.
 fn session(cmd: Cmd) -> Result<i32> {
     let project = Project::find(&cwd()?)?;
@@ -384,6 +469,11 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
         cmd @ (Cmd::Reset | Cmd::Pop { .. }) => session(cmd),
+        cmd @ (Cmd::Register { .. }
+        | Cmd::Scope(_)
+        | Cmd::Login { .. }
+        | Cmd::Logout
+        | Cmd::Whoami) => glaas_cmd(cmd),
         Cmd::Label(c) => label(c),
         Cmd::Run(args) => traced(args, "run"),
         Cmd::Build(args) => traced(args, "build"),

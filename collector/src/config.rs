@@ -10,6 +10,10 @@ pub enum Kind {
     Bool,
     /// A positive integer, or `unlimited` (the key unset).
     Count,
+    /// A string.
+    Text,
+    /// A list of strings; `a,b,c` on the command line.
+    List,
 }
 
 /// One configuration key.
@@ -89,6 +93,42 @@ pub const KEYS: &[KeySpec] = &[
         default: "true",
         doc: "label dataset-shaped output folders (dataset.id, dataset.modality, dataset.type)",
     },
+    KeySpec {
+        name: "glaas.url",
+        kind: Kind::Text,
+        default: "https://api.glaas.ai",
+        doc: "the GLaaS server `roar register` talks to (env GLAAS_API_URL overrides)",
+    },
+    KeySpec {
+        name: "glaas.scope",
+        kind: Kind::Text,
+        default: "anonymous",
+        doc: "who may see registered lineage: anonymous, public, private or OWNER/PROJECT (`roar scope use`)",
+    },
+    KeySpec {
+        name: "registration.omit.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "redact secrets from commands, paths and labels before `roar register` sends them",
+    },
+    KeySpec {
+        name: "registration.omit.env_vars.names",
+        kind: Kind::List,
+        default: "WANDB_API_KEY,OPENAI_API_KEY,ANTHROPIC_API_KEY,GITHUB_TOKEN,DATABASE_URL,AWS_SECRET_ACCESS_KEY",
+        doc: "environment variables whose values are redacted",
+    },
+    KeySpec {
+        name: "registration.omit.secrets.values",
+        kind: Kind::List,
+        default: "",
+        doc: "literal values to redact",
+    },
+    KeySpec {
+        name: "registration.omit.allowlist.patterns",
+        kind: Kind::List,
+        default: "",
+        doc: "regular expressions of text never redacted",
+    },
 ];
 
 pub fn spec(name: &str) -> Option<&'static KeySpec> {
@@ -131,6 +171,10 @@ fn check_value(spec: &KeySpec, value: &Item) -> Result<(), String> {
         Kind::Count => value
             .as_integer()
             .is_some_and(|n| n >= 1 && n <= u32::MAX as i64),
+        Kind::Text => value.as_str().is_some(),
+        Kind::List => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(|v| v.as_str().is_some())),
     };
     if ok {
         Ok(())
@@ -143,6 +187,8 @@ fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Bool => "a boolean (true or false)",
         Kind::Count => "a positive integer or unlimited",
+        Kind::Text => "a string",
+        Kind::List => "a list of strings",
     }
 }
 
@@ -178,13 +224,34 @@ impl Config {
         }
     }
 
-    /// The value of a known key as TOML text, and whether it is the default.
+    /// The value of a known key as text (strings bare, lists `a,b`), and
+    /// whether it is the default.
     pub fn get(&self, name: &str) -> Result<(String, bool), String> {
         let spec = spec(name).ok_or_else(|| unknown(name))?;
         Ok(match item(&self.doc, name).and_then(Item::as_value) {
+            Some(Value::String(s)) => (s.value().clone(), false),
+            Some(Value::Array(a)) => {
+                let items: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                (items.join(","), false)
+            }
             Some(v) => (v.clone().decorated("", "").to_string(), false),
             None => (spec.default.to_string(), true),
         })
+    }
+
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).expect("text() is called with known keys").0
+    }
+
+    /// A list key's items.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        let (value, _) = self.get(name).expect("list() is called with known keys");
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn bool(&self, name: &str) -> bool {
@@ -214,6 +281,15 @@ impl Config {
                 Ok(n) if n >= 1 => i64::from(n).into(),
                 _ => return Err(bad()),
             },
+            (Kind::Text, s) => s.into(),
+            (Kind::List, s) => {
+                let items: toml_edit::Array = s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                Value::Array(items)
+            }
             _ => return Err(bad()),
         };
         let (table, key) = name.rsplit_once('.').expect("keys are dotted");

@@ -12,8 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 mod labels;
+mod registration;
 
 pub use labels::{LabelVersion, SearchHit};
+pub use registration::Registration;
 pub use rusqlite::Error;
 pub type Result<T> = rusqlite::Result<T>;
 
@@ -130,6 +132,25 @@ CREATE TABLE label_values (
 ) WITHOUT ROWID;
 CREATE INDEX label_values_num ON label_values(key, num);
 CREATE INDEX label_values_str ON label_values(key, str);
+"#,
+    r#"
+-- What `roar register` asked of each GLaaS server, and where it got to.
+CREATE TABLE registrations (
+    server            TEXT NOT NULL,
+    target            TEXT NOT NULL,    -- artifact:HASH | job:UID | dag:SESSION-HASH
+    client_session_id TEXT NOT NULL,    -- sent again to resume
+    remote_id         TEXT,             -- the server's registration session
+    lineage_hash      TEXT,             -- set once finalized
+    url               TEXT,
+    finalized_at      REAL,
+    PRIMARY KEY (server, target)
+);
+-- Everything a server has accepted, so nothing is sent twice.
+CREATE TABLE registered_items (
+    server  TEXT NOT NULL,
+    item    TEXT NOT NULL,              -- artifact:HASH | job:UID | inputs:UID | outputs:UID | labels:KIND:ID:VERSION
+    PRIMARY KEY (server, item)
+) WITHOUT ROWID;
 "#,
 ];
 
