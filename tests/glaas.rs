@@ -19,6 +19,8 @@ struct State {
     fail_500: usize,
     /// Drop the connection of every request after this many.
     drop_after: Option<usize>,
+    /// Answer this late.
+    delay: std::time::Duration,
     sessions: HashMap<String, String>,
 }
 
@@ -153,7 +155,9 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
         return respond(&mut stream, 500, &json!({"detail": "try again"}));
     }
     let (code, reply) = answer(&mut st, &method, &path, &body, auth.as_deref());
+    let delay = st.delay;
     drop(st);
+    std::thread::sleep(delay);
     respond(&mut stream, code, &reply);
 }
 
