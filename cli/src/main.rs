@@ -1,10 +1,10 @@
 //! `roar`: record what a command actually read and wrote, as lineage.
 
+mod collector_cmd;
 mod config_cmd;
 mod dag;
 mod diff;
 mod error;
-mod git;
 mod glaas;
 mod graph;
 mod human;
@@ -162,6 +162,15 @@ enum Cmd {
     },
     /// Forget the saved GLaaS token.
     Logout,
+    /// The project's collector for launcher mode (LD_PRELOAD without `roar run`).
+    #[command(subcommand)]
+    Collector(CollectorCmd),
+    /// The export lines a launcher needs: LD_PRELOAD and ROAR_SOCKET.
+    Env {
+        /// sh (also bash, zsh) or fish.
+        #[arg(long, default_value = "sh")]
+        shell: String,
+    },
     /// The GLaaS account the token belongs to.
     Whoami,
     /// Remove the last job of the active session.
@@ -196,6 +205,16 @@ enum Cmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Subcommand)]
+enum CollectorCmd {
+    /// Start it (programs under LD_PRELOAD also start it when needed).
+    Start,
+    /// Stop it; jobs still running are recorded as incomplete.
+    Stop,
+    /// Whether it runs (exit 3 when not).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -359,7 +378,9 @@ fn query(cmd: Cmd) -> Result<i32> {
         | Cmd::Scope(_)
         | Cmd::Login { .. }
         | Cmd::Logout
-        | Cmd::Whoami => {
+        | Cmd::Whoami
+        | Cmd::Collector(_)
+        | Cmd::Env { .. } => {
             unreachable!("dispatched elsewhere")
         }
     }
@@ -452,6 +473,18 @@ fn glaas_cmd(cmd: Cmd) -> Result<i32> {
     Ok(0)
 }
 
+fn launcher(cmd: Cmd) -> Result<i32> {
+    let project = Project::find(&cwd()?)?;
+    match cmd {
+        Cmd::Collector(CollectorCmd::Start) => collector_cmd::start(&project)?,
+        Cmd::Collector(CollectorCmd::Stop) => collector_cmd::stop(&project)?,
+        Cmd::Collector(CollectorCmd::Status) => return collector_cmd::status(&project),
+        Cmd::Env { shell } => collector_cmd::env(&project, &shell)?,
+        _ => unreachable!("dispatched elsewhere"),
+    }
+    Ok(0)
+}
+
 /// Commands that change the session.
 fn session(cmd: Cmd) -> Result<i32> {
     let project = Project::find(&cwd()?)?;
@@ -469,6 +502,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
         cmd @ (Cmd::Reset | Cmd::Pop { .. }) => session(cmd),
+        cmd @ (Cmd::Collector(_) | Cmd::Env { .. }) => launcher(cmd),
         cmd @ (Cmd::Register { .. }
         | Cmd::Scope(_)
         | Cmd::Login { .. }

@@ -69,13 +69,17 @@ pub fn init(cwd: &Path) -> Result<Initialised> {
     let created = !dir.is_dir();
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    // Private: the database, the collector's socket and its log name the
+    // user's files.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     let config = project.config_path();
     if !config.exists() {
         std::fs::write(&config, CONFIG_HEADER)
             .map_err(|e| CliError::failure(format!("cannot write {}: {e}", config.display())))?;
     }
     project.open_store()?;
-    let gitignore = match crate::git::toplevel(cwd) {
+    let gitignore = match roar_collector::git::toplevel(cwd) {
         Some(top) => ignore_in_git(&top)?,
         None => None,
     };

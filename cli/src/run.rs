@@ -16,7 +16,8 @@ use roar_protocol::{env, JobMeta, Message, Reply};
 use crate::error::{CliError, Result};
 use crate::project::Project;
 use crate::spool::{Spool, UNKNOWN_EXIT};
-use crate::{git, locate, signals, summary};
+use crate::{locate, signals, summary};
+use roar_collector::git;
 
 pub struct RunOptions {
     pub argv: Vec<OsString>,

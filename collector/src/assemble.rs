@@ -273,6 +273,17 @@ impl Assembler {
         std::mem::take(&mut self.hints)
     }
 
+    /// The process that started the job (its parent is not one of the
+    /// job's processes), for jobs nobody announced (launcher mode):
+    /// (pid, argv, cwd, exit status when it said).
+    pub fn root(&self) -> Option<(i32, &ProcessHello, Option<i32>)> {
+        self.procs
+            .iter()
+            .filter(|(_, p)| !self.procs.contains_key(&p.hello.ppid))
+            .min_by_key(|(_, p)| p.hello.t_ns)
+            .map(|(pid, p)| (*pid, &p.hello, p.exit_status))
+    }
+
     /// Traced-process connections still open (control connections excluded).
     pub fn open_process_conns(&self) -> usize {
         self.conns
@@ -471,6 +482,7 @@ mod tests {
             job_token: vec![],
             exe: argv.as_bytes().to_vec(),
             argv: vec![argv.as_bytes().to_vec()],
+            cwd: b"/project".to_vec(),
             t_ns,
         }
     }

@@ -94,6 +94,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "label dataset-shaped output folders (dataset.id, dataset.modality, dataset.type)",
     },
     KeySpec {
+        name: "collector.idle_timeout_s",
+        kind: Kind::Count,
+        default: "60",
+        doc: "launcher mode: seconds the collector daemon waits with no job before it exits",
+    },
+    KeySpec {
         name: "glaas.url",
         kind: Kind::Text,
         default: "https://api.glaas.ai",

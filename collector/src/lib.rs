@@ -4,8 +4,10 @@
 mod assemble;
 pub mod classify;
 pub mod config;
+pub mod daemon;
 pub mod datasets;
 pub mod filter;
+pub mod git;
 pub mod hash;
 mod hashing;
 mod intern;

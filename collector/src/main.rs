@@ -2,18 +2,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use roar_collector::daemon::{serve_daemon, DaemonOptions};
 use roar_collector::server::{serve_one_job, Options};
 
 const USAGE: &str =
     "usage: roar-collector --socket PATH --db PATH [--project DIR] [--spool DIR] [--grace-ms N]\n\
-                     (started by `roar run`; not meant to be run by hand)";
+     \x20      roar-collector --daemon --socket PATH --db PATH --project DIR\n\
+                     (started by `roar run`, `roar collector start` or libroar; not meant to be run by hand)";
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+enum Mode {
+    OneJob(Options),
+    Daemon(DaemonOptions),
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Mode, String> {
     let mut socket = None;
     let mut db = None;
     let mut project_root = None;
     let mut grace = Duration::from_millis(500);
     let mut spool = None;
+    let mut daemon = false;
     let mut args = args;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -22,6 +30,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--db" => db = Some(PathBuf::from(value()?)),
             "--project" => project_root = Some(PathBuf::from(value()?)),
             "--spool" => spool = Some(PathBuf::from(value()?)),
+            "--daemon" => daemon = true,
             "--grace-ms" => {
                 let v = value()?;
                 let ms = v
@@ -32,13 +41,22 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Options {
-        socket: socket.ok_or("--socket is required")?,
-        db: db.ok_or("--db is required")?,
+    let socket = socket.ok_or("--socket is required")?;
+    let db = db.ok_or("--db is required")?;
+    if daemon {
+        return Ok(Mode::Daemon(DaemonOptions {
+            socket,
+            db,
+            project_root: project_root.ok_or("--daemon needs --project")?,
+        }));
+    }
+    Ok(Mode::OneJob(Options {
+        socket,
+        db,
         project_root,
         grace,
         spool,
-    })
+    }))
 }
 
 fn main() -> ExitCode {
@@ -49,7 +67,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match serve_one_job(&opts) {
+    let served = match &opts {
+        Mode::OneJob(o) => serve_one_job(o),
+        Mode::Daemon(o) => serve_daemon(o),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("roar-collector: {e}");

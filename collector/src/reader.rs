@@ -42,6 +42,7 @@ pub struct ProcessHello {
     pub job_token: Vec<u8>,
     pub exe: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
     pub t_ns: u64,
 }
 
@@ -53,6 +54,7 @@ impl From<Hello<'_>> for ProcessHello {
             job_token: h.job_token.0.into_owned(),
             exe: h.exe.0.into_owned(),
             argv: h.argv.into_iter().map(|a| a.0.into_owned()).collect(),
+            cwd: h.cwd.0.into_owned(),
             t_ns: h.t_ns,
         }
     }

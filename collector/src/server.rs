@@ -21,9 +21,9 @@ use crate::writer::Writer;
 
 /// Inputs in flight between readers and the assembler; a full channel slows
 /// the readers (and, through the socket buffers, the shims), never drops.
-const CHANNEL_CAPACITY: usize = 16 * 1024;
+pub(crate) const CHANNEL_CAPACITY: usize = 16 * 1024;
 /// Threads hashing files while the job runs.
-const EARLY_HASH_WORKERS: usize = 2;
+pub(crate) const EARLY_HASH_WORKERS: usize = 2;
 
 /// Peak resident set size of this process in KiB, from getrusage: its
 /// ru_maxrss is in bytes on macOS (0 when unknown).
@@ -57,14 +57,14 @@ pub struct Options {
 }
 
 /// What a project's configuration asks of the collector.
-struct Settings {
-    filter: Filter,
+pub(crate) struct Settings {
+    pub(crate) filter: Filter,
     /// Dataset-shaped output folders are labelled; never the project root.
-    datasets: Option<Option<PathBuf>>,
+    pub(crate) datasets: Option<Option<PathBuf>>,
 }
 
 /// `extra_roar_dirs` are roar's own folders outside the project (the socket's).
-fn project_settings(
+pub(crate) fn project_settings(
     project_root: &Option<PathBuf>,
     extra_roar_dirs: Vec<PathBuf>,
 ) -> Result<Settings, String> {
@@ -85,7 +85,7 @@ fn project_settings(
 }
 
 /// Hashes and writes the job `meta` names from what the assembler holds.
-fn record(
+pub(crate) fn record(
     asm: Assembler,
     meta: JobMeta,
     early: EarlyHashes,
@@ -105,7 +105,7 @@ fn record(
     writer.record(job)
 }
 
-fn open_store(db: &Path) -> Result<Store, String> {
+pub(crate) fn open_store(db: &Path) -> Result<Store, String> {
     Store::open(db).map_err(|e| format!("cannot open database {}: {e}", db.display()))
 }
 

@@ -16,6 +16,10 @@ pub struct Snapshot {
     pub verbose: bool,
     /// This library's path as the loader knows it (dladdr).
     pub self_path: Vec<u8>,
+    /// Launcher mode (no `ROAR_SOCKET`; a `.roar/` above the working
+    /// directory): the project root, and the environment to start its
+    /// collector with.
+    pub launcher: Option<(Vec<u8>, Vec<Vec<u8>>)>,
     /// Entries of the load-time `LD_PRELOAD` that name this library.
     self_entries: Vec<Vec<u8>>,
 }
@@ -85,8 +89,10 @@ pub unsafe fn capture(envp: *const *const c_char) -> &'static Snapshot {
     let mut job = Vec::new();
     let mut verbose = false;
     let mut preload = Vec::new();
+    let mut all = Vec::new();
     // SAFETY: forwarded contract.
     for e in unsafe { entries(envp) } {
+        all.push(e);
         if let Some(v) = value(e, names::SOCKET) {
             socket = Some(v.to_vec()).filter(|v| !v.is_empty());
         } else if let Some(v) = value(e, names::JOB) {
@@ -108,7 +114,24 @@ pub unsafe fn capture(envp: *const *const c_char) -> &'static Snapshot {
             self_path = e.clone();
         }
     }
+    // Launcher mode: the nearest project above the working directory.
+    let mut launcher = None;
+    if socket.is_none() {
+        let mut cwd = vec![0u8; crate::paths::PATH_MAX];
+        let n = crate::sys::getcwd(&mut cwd);
+        cwd.truncate(n);
+        if let Some(root) = crate::launcher::project_root(&cwd) {
+            socket = Some(crate::launcher::socket_of(&root));
+            launcher = Some((root, all.iter().map(|e| e.to_vec()).collect()));
+        }
+    }
+    // A traced process without a job token starts a job of its own, which
+    // its descendants inherit (env repair puts it back if they drop it).
+    if socket.is_some() && job.is_empty() {
+        job = crate::launcher::fresh_token();
+    }
     SNAPSHOT.get_or_init(|| Snapshot {
+        launcher,
         // Relative paths would break after the first chdir.
         socket: socket.map(absolute),
         self_path: absolute(self_path),

@@ -31,6 +31,7 @@ mod env;
 mod guard;
 mod hello;
 mod hooks;
+mod launcher;
 mod paths;
 mod platform;
 #[cfg(target_os = "linux")]
@@ -86,11 +87,18 @@ pub unsafe extern "C" fn roar_init(
         let snap = unsafe { env::capture(envp) };
         let Some(socket) = snap.socket.as_deref() else {
             if snap.verbose {
-                say("ROAR_SOCKET is not set");
+                say("ROAR_SOCKET is not set and no .roar/ is above the working directory");
             }
             return;
         };
-        match conn::start() {
+        let mut started = conn::start();
+        if let (Err(_), Some((root, env))) = (started, &snap.launcher) {
+            // Nobody answers for this project yet: start its collector.
+            if launcher::start_collector(root, &snap.self_path, env) {
+                started = conn::start();
+            }
+        }
+        match started {
             Ok(()) => conn::register_fork_handlers(),
             Err(e) if snap.verbose => say(&format!(
                 "cannot connect to {}: {}",

@@ -156,3 +156,41 @@ pub fn getcwd(out: &mut [u8]) -> usize {
     }
     out.iter().position(|&b| b == 0).unwrap_or(0)
 }
+
+fn os_path(p: &[u8]) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(p))
+}
+
+pub fn is_file(path: &[u8]) -> bool {
+    std::fs::metadata(os_path(path)).is_ok_and(|m| m.is_file())
+}
+
+pub fn is_executable_file(path: &[u8]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(os_path(path))
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Fills `buf` from the system's randomness; false when there is none.
+pub fn random(buf: &mut [u8]) -> bool {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom").is_ok_and(|mut f| f.read_exact(buf).is_ok())
+}
+
+/// A close-on-exec fd on `path` (created if missing) to lock, or -1.
+pub fn open_lock(path: &[u8]) -> c_int {
+    use std::os::fd::IntoRawFd;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(os_path(path))
+        .map_or(-1, |f| f.into_raw_fd())
+}
+
+/// Takes the exclusive lock on `fd` without waiting; released by closing it.
+pub fn try_lock(fd: c_int) -> bool {
+    // SAFETY: flock on an fd we own.
+    unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}

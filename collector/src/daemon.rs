@@ -1,0 +1,281 @@
+//! Launcher mode: one collector per project, serving every job whose
+//! processes find it (`LD_PRELOAD=libroar.so` without `roar run`). A job is
+//! the processes sharing a job token; it is recorded once the last of them
+//! has gone (after a short grace, for children still starting). The daemon
+//! exits after `collector.idle_timeout_s` without jobs, or on SIGTERM, and
+//! removes its socket and pid file.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, RecvTimeoutError};
+use roar_protocol::JobMeta;
+
+use crate::assemble::Assembler;
+use crate::config::Config;
+use crate::hashing::EarlyHasher;
+use crate::reader::{read_connection, ConnId, Input};
+use crate::server::{
+    open_store, project_settings, record, Settings, CHANNEL_CAPACITY, EARLY_HASH_WORKERS,
+};
+use crate::store::now_unix;
+use crate::writer::Writer;
+
+/// A job's processes may all be gone for this long before it is recorded:
+/// a forked child connects only once it runs (or execs).
+const SETTLE: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(200);
+
+pub struct DaemonOptions {
+    pub socket: PathBuf,
+    pub db: PathBuf,
+    pub project_root: PathBuf,
+}
+
+/// The pid file beside the socket.
+pub fn pid_file(socket: &Path) -> PathBuf {
+    socket.with_file_name("collector.pid")
+}
+
+struct Job {
+    asm: Assembler,
+    early: EarlyHasher,
+    started_at: f64,
+    /// Since when no process of the job is connected.
+    quiet_since: Option<Instant>,
+}
+
+/// Binds the socket, replacing a stale one (a socket file nobody answers
+/// on: a crashed daemon's). Another live daemon is an error.
+fn bind(socket: &Path) -> Result<UnixListener, String> {
+    if socket.exists() {
+        if UnixStream::connect(socket).is_ok() {
+            return Err(format!(
+                "a collector already answers on {}",
+                socket.display()
+            ));
+        }
+        let _ = std::fs::remove_file(socket);
+    }
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    // Private to the user: lineage and file names are nobody else's business.
+    let _ = std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600));
+    Ok(listener)
+}
+
+/// Whether the peer runs as our user (SO_PEERCRED).
+fn same_user(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
+}
+
+fn conn_of(input: &Input) -> Option<ConnId> {
+    match input {
+        Input::Opened(id)
+        | Input::Hello(id, _)
+        | Input::Open(id, ..)
+        | Input::File(id, ..)
+        | Input::Close(id, _)
+        | Input::Exit(id, _)
+        | Input::Untraced(id, ..)
+        | Input::Finish(id, ..)
+        | Input::Closed(id) => Some(*id),
+        Input::Warning(_) => None,
+    }
+}
+
+struct Daemon<'a> {
+    opts: &'a DaemonOptions,
+    settings: Settings,
+    writer: Writer,
+    jobs: HashMap<Vec<u8>, Job>,
+    conn_job: HashMap<ConnId, Vec<u8>>,
+    /// Connections accepted whose hello has not come yet.
+    pending: HashSet<ConnId>,
+}
+
+impl Daemon<'_> {
+    fn route(&mut self, input: Input) -> Result<(), String> {
+        let Some(id) = conn_of(&input) else {
+            if let Input::Warning(w) = input {
+                eprintln!("roar-collector: {w}");
+            }
+            return Ok(());
+        };
+        match input {
+            Input::Opened(_) => {
+                self.pending.insert(id);
+            }
+            Input::Hello(_, hello) => {
+                let token = hello.job_token.clone();
+                if !self.jobs.contains_key(&token) {
+                    let settings = project_settings(&Some(self.opts.project_root.clone()), vec![])?;
+                    self.jobs.insert(
+                        token.clone(),
+                        Job {
+                            asm: Assembler::new(settings.filter),
+                            early: EarlyHasher::start(&self.opts.db, EARLY_HASH_WORKERS),
+                            started_at: now_unix(),
+                            quiet_since: None,
+                        },
+                    );
+                }
+                let job = self.jobs.get_mut(&token).expect("inserted above");
+                if self.pending.remove(&id) {
+                    job.asm.apply(Input::Opened(id));
+                }
+                job.asm.apply(Input::Hello(id, hello));
+                job.quiet_since = None;
+                self.conn_job.insert(id, token);
+            }
+            // Only `roar run` sends these; a launcher job has no one to answer.
+            Input::Finish(..) => {}
+            input => {
+                let closed = matches!(input, Input::Closed(_));
+                let token = if closed {
+                    self.pending.remove(&id);
+                    self.conn_job.remove(&id)
+                } else {
+                    self.conn_job.get(&id).cloned()
+                };
+                if let Some(job) = token.and_then(|t| self.jobs.get_mut(&t)) {
+                    job.asm.apply(input);
+                    for hint in job.asm.take_hints() {
+                        job.early.hint(hint);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records every job whose processes have all been gone long enough
+    /// (all of them when `now` is forced, marked incomplete).
+    fn settle(&mut self, force: bool) {
+        let now = Instant::now();
+        let done: Vec<Vec<u8>> = self
+            .jobs
+            .iter_mut()
+            .filter_map(|(token, job)| {
+                if job.asm.open_process_conns() > 0 && !force {
+                    job.quiet_since = None;
+                    return None;
+                }
+                let since = *job.quiet_since.get_or_insert(now);
+                (force || now.duration_since(since) >= SETTLE).then(|| token.clone())
+            })
+            .collect();
+        for token in done {
+            let job = self.jobs.remove(&token).expect("listed above");
+            if let Err(e) = self.finish(&token, job, force) {
+                eprintln!("roar-collector: {e}");
+            }
+        }
+    }
+
+    fn finish(&self, token: &[u8], job: Job, incomplete: bool) -> Result<(), String> {
+        let Some((root_pid, hello, exit)) = job.asm.root() else {
+            return Ok(()); // nobody said hello: nothing to record
+        };
+        let cwd = String::from_utf8_lossy(&hello.cwd).into_owned();
+        let meta = JobMeta {
+            job_token: String::from_utf8_lossy(token).into_owned(),
+            kind: "run".into(),
+            argv: hello
+                .argv
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+            git: crate::git::info(Path::new(&cwd)),
+            cwd,
+            started_at: job.started_at,
+            // When its last process went, not when the grace ran out.
+            ended_at: now_unix() - job.quiet_since.map_or(0.0, |q| q.elapsed().as_secs_f64()),
+            // Nobody waited for the root: only its own exit call tells.
+            exit_status: exit.unwrap_or(-1),
+            root_pid,
+            root_untraced: None,
+        };
+        let early = job.early.finish();
+        record(
+            job.asm,
+            meta,
+            early,
+            &self.opts.db,
+            &self.writer,
+            (incomplete, &self.settings.datasets),
+        )
+        .map(|_| ())
+    }
+}
+
+pub fn serve_daemon(opts: &DaemonOptions) -> Result<(), String> {
+    let writer = Writer::start(open_store(&opts.db)?, opts.db.display().to_string());
+    let config = Config::load(&opts.project_root.join(".roar/config.toml"))?;
+    let idle = config
+        .count("collector.idle_timeout_s")
+        .map(|s| Duration::from_secs(s.into()));
+    let listener = bind(&opts.socket)?;
+    let pid_file = pid_file(&opts.socket);
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+
+    let (tx, rx) = bounded::<Input>(CHANNEL_CAPACITY);
+    std::thread::spawn(move || {
+        for (id, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            if !same_user(&stream) {
+                eprintln!("roar-collector: refused a connection from another user");
+                continue;
+            }
+            let id = id as ConnId;
+            if tx.send(Input::Opened(id)).is_err() {
+                return;
+            }
+            let reader_tx = tx.clone();
+            std::thread::spawn(move || read_connection(id, stream, reader_tx, None));
+        }
+    });
+    let mut d = Daemon {
+        opts,
+        settings: project_settings(&Some(opts.project_root.clone()), vec![])?,
+        writer,
+        jobs: HashMap::new(),
+        conn_job: HashMap::new(),
+        pending: HashSet::new(),
+    };
+    let mut last_busy = Instant::now();
+    let result = loop {
+        match rx.recv_timeout(TICK) {
+            Ok(input) => {
+                if let Err(e) = d.route(input) {
+                    break Err(e);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        }
+        d.settle(false);
+        if !d.jobs.is_empty() || !d.pending.is_empty() {
+            last_busy = Instant::now();
+        }
+        if stop.load(Ordering::Relaxed) || idle.is_some_and(|i| last_busy.elapsed() >= i) {
+            break Ok(());
+        }
+    };
+    // Jobs still running are recorded with what arrived, as incomplete.
+    d.settle(true);
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(&pid_file);
+    result
+}
