@@ -827,3 +827,36 @@ fn outputs_are_hashed_once_closed_and_checked_again_at_the_end() {
     assert_eq!(job["stats"]["hashed_early"], 1, "{}", job["stats"]);
     assert_eq!(job["stats"]["hashed_files"], 2, "{}", job["stats"]);
 }
+
+#[test]
+fn version_names_the_commit_and_completions_are_generated() {
+    let out = Command::new(roar_exe()).arg("--version").output().unwrap();
+    let version = text(&out.stdout);
+    assert!(
+        version.starts_with("roar ") && version.contains("(commit "),
+        "{version}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef roar"),
+        ("fish", "complete -c roar"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = Command::new(roar_exe())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = text(&out.stdout);
+        assert!(
+            script.contains(marker) && script.contains("lineage"),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+    }
+    let bad = Command::new(roar_exe())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -37,7 +37,7 @@ use project::Project;
 #[derive(Parser)]
 #[command(
     name = "roar",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ROAR_GIT_COMMIT"), ")"),
     about = "Record what a command actually read and wrote, hashed, as a lineage graph",
     long_about = None
 )]
@@ -165,6 +165,8 @@ enum Cmd {
     /// The project's collector for launcher mode (LD_PRELOAD without `roar run`).
     #[command(subcommand)]
     Collector(CollectorCmd),
+    /// A completion script for your shell: bash, zsh, fish, powershell or elvish.
+    Completions { shell: clap_complete::Shell },
     /// The export lines a launcher needs: LD_PRELOAD and ROAR_SOCKET.
     Env {
         /// sh (also bash, zsh) or fish.
@@ -380,6 +382,7 @@ fn query(cmd: Cmd) -> Result<i32> {
         | Cmd::Logout
         | Cmd::Whoami
         | Cmd::Collector(_)
+        | Cmd::Completions { .. }
         | Cmd::Env { .. } => {
             unreachable!("dispatched elsewhere")
         }
@@ -501,6 +504,13 @@ fn session(cmd: Cmd) -> Result<i32> {
 fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "roar", &mut out);
+            out::print(&String::from_utf8_lossy(&out));
+            Ok(0)
+        }
         cmd @ (Cmd::Reset | Cmd::Pop { .. }) => session(cmd),
         cmd @ (Cmd::Collector(_) | Cmd::Env { .. }) => launcher(cmd),
         cmd @ (Cmd::Register { .. }
