@@ -70,9 +70,17 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
 }
 
 /// Whether the peer runs as our user (SO_PEERCRED).
+#[cfg(not(target_os = "macos"))]
 fn same_user(stream: &UnixStream) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     getsockopt(stream, PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
+}
+
+/// Whether the peer runs as our user (LOCAL_PEERCRED).
+#[cfg(target_os = "macos")]
+fn same_user(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::LocalPeerCred};
+    getsockopt(stream, LocalPeerCred).is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
 }
 
 fn conn_of(input: &Input) -> Option<ConnId> {
