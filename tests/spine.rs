@@ -860,3 +860,44 @@ fn version_names_the_commit_and_completions_are_generated() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn tracer_probes_preload_for_real_and_says_what_is_wrong() {
+    let out = Command::new(roar_exe()).arg("tracer").output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.starts_with("preload  ready  ") && shown.contains("probe answered"),
+        "{shown}"
+    );
+    assert!(shown.contains("ptrace   not available"));
+
+    // A roar with no library beside it, then with something that is not one.
+    let alone = tempfile::tempdir().unwrap();
+    let roar = alone.path().join("roar");
+    std::fs::copy(roar_exe(), &roar).unwrap();
+    let check = |shim: Option<&Path>| {
+        let mut cmd = Command::new(&roar);
+        clean(&mut cmd).args(["tracer", "check"]);
+        if let Some(s) = shim {
+            cmd.env("ROAR_SHIM", s);
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot find libroar.so"),
+        "{}",
+        text(&out.stderr)
+    );
+    let fake = alone.path().join("libroar.so");
+    std::fs::write(&fake, "not a library").unwrap();
+    let out = check(Some(&fake));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did not run the library") && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@ mod signals;
 mod spool;
 mod summary;
 mod target;
+mod tracer_cmd;
 mod untraced;
 mod view;
 
@@ -165,6 +166,11 @@ enum Cmd {
     /// The project's collector for launcher mode (LD_PRELOAD without `roar run`).
     #[command(subcommand)]
     Collector(CollectorCmd),
+    /// The tracing backends and whether each works here (preload is probed for real).
+    Tracer {
+        #[command(subcommand)]
+        check: Option<TracerCmd>,
+    },
     /// A completion script for your shell: bash, zsh, fish, powershell or elvish.
     Completions { shell: clap_complete::Shell },
     /// The export lines a launcher needs: LD_PRELOAD and ROAR_SOCKET.
@@ -207,6 +213,12 @@ enum Cmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Subcommand)]
+enum TracerCmd {
+    /// Exit non-zero, saying what to do, when tracing cannot work here.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -383,6 +395,7 @@ fn query(cmd: Cmd) -> Result<i32> {
         | Cmd::Whoami
         | Cmd::Collector(_)
         | Cmd::Completions { .. }
+        | Cmd::Tracer { .. }
         | Cmd::Env { .. } => {
             unreachable!("dispatched elsewhere")
         }
@@ -504,6 +517,7 @@ fn session(cmd: Cmd) -> Result<i32> {
 fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Init => init(),
+        Cmd::Tracer { check } => tracer_cmd::tracer(check.is_some()),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();
