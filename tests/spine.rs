@@ -901,3 +901,21 @@ fn tracer_probes_preload_for_real_and_says_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn colour_only_when_forced_or_on_a_terminal_and_never_with_no_color() {
+    let p = Project::new();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = p.command(&["run", "true"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        text(&cmd.output().unwrap().stderr)
+    };
+    assert!(!run(&[]).contains('\x1b'), "not a terminal: plain");
+    assert!(run(&[("CLICOLOR_FORCE", "1")]).starts_with("\x1b[1;32mroar:\x1b[0m @2 recorded"));
+    assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'));
+    let mut bad = p.command(&["show", "@99"]);
+    let err = text(&bad.env("CLICOLOR_FORCE", "1").output().unwrap().stderr);
+    assert!(err.starts_with("\x1b[1;31mroar:\x1b[0m "), "{err:?}");
+}

@@ -35,6 +35,7 @@ pub fn clean(cmd: &mut Command) -> &mut Command {
         .env_remove("ROAR_SOCKET")
         .env_remove("ROAR_JOB")
         .env_remove("ROAR_SHIM")
+        .env_remove("CLICOLOR_FORCE")
 }
 
 /// A fresh project folder with `roar init` done.

@@ -1,6 +1,7 @@
 //! `roar`: record what a command actually read and wrote, as lineage.
 
 mod collector_cmd;
+mod colour;
 mod config_cmd;
 mod dag;
 mod diff;
@@ -545,7 +546,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(status) => ExitCode::from((status & 0xff) as u8),
         Err(e) => {
-            eprintln!("roar: {e}");
+            eprintln!("{} {e}", colour::error_prefix());
             ExitCode::from(e.code)
         }
     }

@@ -24,7 +24,8 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
     let outputs = store.job_outputs(job_id)?;
     let s = &job.stats;
     let mut line = format!(
-        "roar: @{} recorded ({}): {}, {}, {} in {}",
+        "{} @{} recorded ({}): {}, {}, {} in {}",
+        crate::colour::ok_prefix(),
         job.step,
         &job.uid[..8],
         plural(inputs.len(), "input", "inputs"),
@@ -55,7 +56,7 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
         eprintln!("roar: untraced: {} ({})", safe(&u.exe), u.reason.explain());
     }
     for w in &s.warnings {
-        eprintln!("roar: warning: {w}");
+        eprintln!("{} warning: {w}", crate::colour::warn_prefix());
     }
     if verbose {
         let root = root.to_string_lossy();
