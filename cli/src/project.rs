@@ -48,6 +48,7 @@ impl Project {
     }
 
     pub fn open_store(&self) -> Result<Store> {
+        crate::error::opened_database(&self.db_path());
         Store::open(&self.db_path()).map_err(|e| {
             CliError::failure(format!("cannot open {}: {e}", self.db_path().display()))
         })

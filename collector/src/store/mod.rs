@@ -16,7 +16,7 @@ mod registration;
 
 pub use labels::{LabelVersion, SearchHit};
 pub use registration::Registration;
-pub use rusqlite::Error;
+pub use rusqlite::{Error, ErrorCode};
 pub type Result<T> = rusqlite::Result<T>;
 
 /// Each entry migrates the schema from version `index` to `index + 1`.
