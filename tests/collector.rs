@@ -113,3 +113,89 @@ fn bad_frames_are_dropped_and_version_mismatch_reported() {
     );
     assert_eq!(job["processes"][0]["exe"], "/bin/fake");
 }
+
+#[test]
+fn large_final_hashing_reports_progress_before_the_answer() {
+    let p = Project::new();
+    let big = p.file("big.bin");
+    std::fs::write(&big, vec![7u8; 80 << 20]).unwrap();
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("c.sock");
+    let mut collector = clean(&mut Command::new(bin_dir().join("roar-collector")))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--db")
+        .arg(p.file(".roar/roar.db"))
+        .arg("--project")
+        .arg(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    let mut out = BufReader::new(collector.stdout.take().unwrap());
+    out.read_line(&mut ready).unwrap();
+    assert_eq!(ready, "ready\n");
+
+    // A writer still running when the job ends, the file never closed:
+    // hashed at the end.
+    let mut s = UnixStream::connect(&socket).unwrap();
+    s.write_all(&preamble()).unwrap();
+    send(
+        &mut s,
+        &Message::Hello(Hello {
+            pid: 77,
+            ppid: 1,
+            job_token: Bytes::borrowed(b"tok"),
+            exe: Bytes::borrowed(b"/bin/fake"),
+            argv: vec![Bytes::borrowed(b"fake")],
+            cwd: Bytes::borrowed(p.path().to_str().unwrap().as_bytes()),
+            t_ns: 1,
+        }),
+    );
+    send(
+        &mut s,
+        &Message::Open {
+            path: Bytes::borrowed(big.to_str().unwrap().as_bytes()),
+            access: access::WRITE | access::CREATE | access::TRUNCATE,
+            result: 3,
+            t_ns: 2,
+        },
+    );
+    let mut ctl = UnixStream::connect(&socket).unwrap();
+    ctl.write_all(&preamble()).unwrap();
+    send(
+        &mut ctl,
+        &Message::FinishJob(JobMeta {
+            job_token: "tok".into(),
+            kind: "run".into(),
+            argv: vec!["fake".into()],
+            cwd: p.path().to_string_lossy().into_owned(),
+            root_pid: 1,
+            ..JobMeta::default()
+        }),
+    );
+    let mut payload = Vec::new();
+    let mut progress = Vec::new();
+    let last = loop {
+        assert!(roar_protocol::read_frame(&mut ctl, &mut payload).unwrap());
+        match roar_protocol::decode::<Reply>(&payload).unwrap() {
+            Reply::Progress {
+                hashed_bytes,
+                total_bytes,
+                hashed_files,
+                total_files,
+            } => progress.push((hashed_bytes, total_bytes, hashed_files, total_files)),
+            other => break other,
+        }
+    };
+    drop(s);
+    assert!(matches!(last, Reply::Recorded { .. }), "{last:?}");
+    assert_eq!(progress.first(), Some(&(0, 80 << 20, 0, 1)), "{progress:?}");
+    assert_eq!(
+        progress.last(),
+        Some(&(80 << 20, 80 << 20, 1, 1)),
+        "{progress:?}"
+    );
+    assert!(collector.wait().unwrap().success());
+}

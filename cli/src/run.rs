@@ -142,18 +142,55 @@ fn exit_status(status: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-fn finish_job(socket: &Path, meta: JobMeta) -> std::result::Result<Reply, String> {
+/// Asks the collector to record the job and waits for its answer, showing
+/// a progress bar on a terminal when the last hashing takes over a second.
+fn finish_job(
+    socket: &Path,
+    meta: JobMeta,
+    show_progress: bool,
+) -> std::result::Result<Reply, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| e.to_string())?;
     let frame = roar_protocol::encode(&Message::FinishJob(meta)).map_err(|e| e.to_string())?;
     stream
         .write_all(&roar_protocol::preamble())
         .and_then(|()| stream.write_all(&frame))
         .map_err(|e| e.to_string())?;
+    let asked = std::time::Instant::now();
+    let show = show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let mut payload = Vec::new();
-    match roar_protocol::read_frame(&mut stream, &mut payload) {
-        Ok(true) => roar_protocol::decode(&payload).map_err(|e| e.to_string()),
-        Ok(false) => Err("it closed the connection".into()),
-        Err(e) => Err(e.to_string()),
+    loop {
+        let reply: Reply = match roar_protocol::read_frame(&mut stream, &mut payload) {
+            Ok(true) => roar_protocol::decode(&payload).map_err(|e| e.to_string())?,
+            Ok(false) => return Err("it closed the connection".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let Reply::Progress {
+            hashed_bytes,
+            total_bytes,
+            hashed_files,
+            total_files,
+        } = reply
+        else {
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            return Ok(reply);
+        };
+        if show && bar.is_none() && asked.elapsed() >= std::time::Duration::from_secs(1) {
+            let b = indicatif::ProgressBar::new(total_bytes);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "roar: hashing {bar:30} {bytes}/{total_bytes} {msg} {bytes_per_sec}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position(hashed_bytes);
+            b.set_message(format!("({hashed_files}/{total_files} files)"));
+        }
     }
 }
 
@@ -223,7 +260,7 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     meta.ended_at = ended_at;
     meta.exit_status = exit_status;
     meta.git = git.join().ok().flatten();
-    let reply = finish_job(&socket, meta.clone());
+    let reply = finish_job(&socket, meta.clone(), !opts.quiet);
     let _ = collector.wait();
     let log = project.dir().join("collector.log");
     let recorded = match reply {
@@ -232,6 +269,8 @@ pub fn run(opts: RunOptions) -> Result<i32> {
             eprintln!("roar: the job was not recorded: {reason}");
             None
         }
+        // finish_job returns only a final answer.
+        Ok(Reply::Progress { .. }) => None,
         Err(e) => {
             let root = Some(project.root.clone());
             match record_from_spool(&spool.dir, &project.db_path(), &root, meta) {

@@ -218,6 +218,7 @@ impl Daemon<'_> {
             &self.opts.db,
             &self.writer,
             (incomplete, &self.settings.datasets),
+            &|_| {},
         )
         .map(|_| ())
     }

@@ -95,29 +95,33 @@ pub fn hash_file(
 }
 
 /// Hashes many files on all cores; results come back in the order given.
+/// `done` is told each file's size as it is finished.
 pub fn hash_all(
     paths: &[&Path],
     cached: &(dyn Fn(&FileKey) -> Option<String> + Sync),
+    done: &(dyn Fn(u64) + Sync),
 ) -> Vec<Result<Hashed, HashError>> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .min(paths.len().max(1));
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Hashed, HashError>>> = Vec::new();
-    results.resize_with(paths.len(), || None);
-    let done = Mutex::new(results);
+    let mut slots: Vec<Option<Result<Hashed, HashError>>> = Vec::new();
+    slots.resize_with(paths.len(), || None);
+    let results = Mutex::new(slots);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = paths.get(i) else { break };
                 let r = hash_file(path, cached);
-                done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                done(r.as_ref().map_or(0, |h| h.size));
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             });
         }
     });
-    done.into_inner()
+    results
+        .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .map(|r| r.expect("every index is hashed once"))
@@ -137,7 +141,7 @@ mod tests {
         let big_data: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
         std::fs::write(&big, &big_data).unwrap();
         let none = |_: &FileKey| None;
-        let got = hash_all(&[&small, &big, &dir.path().join("missing")], &none);
+        let got = hash_all(&[&small, &big, &dir.path().join("missing")], &none, &|_| {});
         let h = got[0].as_ref().unwrap();
         assert_eq!(h.hash, blake3::hash(b"hello").to_hex().as_str());
         assert_eq!(h.size, 5);

@@ -109,9 +109,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where the hashing left at the job's end stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub hashed_bytes: u64,
+    pub total_bytes: u64,
+    pub hashed_files: u64,
+    pub total_files: u64,
+}
+
 /// Hashes what the draft still needs and assembles the job. `store` is a
 /// read connection: the hash cache and the versions of overwritten inputs.
-pub fn hash_job(draft: Draft, early: EarlyHashes, store: Store) -> NewJob {
+/// `report` is told how the hashing goes, from the hashing threads.
+pub fn hash_job(
+    draft: Draft,
+    early: EarlyHashes,
+    store: Store,
+    report: &(dyn Fn(Progress) + Sync),
+) -> NewJob {
     let store = Mutex::new(store);
     let Draft {
         meta,
@@ -153,7 +168,26 @@ pub fn hash_job(draft: Draft, early: EarlyHashes, store: Store) -> NewJob {
         .map(|(p, _)| as_path(p))
         .collect();
     let lookup = |k: &FileKey| lock(&store).cached_hash(k).ok().flatten();
-    let mut late_results = hash_all(&late, &lookup).into_iter();
+    let so_far = Mutex::new(Progress {
+        total_bytes: late
+            .iter()
+            .filter_map(|p| stat_file(p).ok())
+            .map(|k| k.size)
+            .sum(),
+        total_files: late.len() as u64,
+        ..Progress::default()
+    });
+    report(*lock(&so_far));
+    let done = |size: u64| {
+        let now = {
+            let mut p = lock(&so_far);
+            p.hashed_bytes += size;
+            p.hashed_files += 1;
+            *p
+        };
+        report(now);
+    };
+    let mut late_results = hash_all(&late, &lookup, &done).into_iter();
     for r in results.iter_mut().filter(|r| r.is_none()) {
         *r = late_results.next();
     }

@@ -13,7 +13,7 @@ use roar_protocol::{JobMeta, Reply};
 use crate::assemble::Assembler;
 use crate::config::Config;
 use crate::filter::Filter;
-use crate::hashing::{hash_job, EarlyHasher, EarlyHashes};
+use crate::hashing::{hash_job, EarlyHasher, EarlyHashes, Progress};
 use crate::reader::{read_connection, Input};
 use crate::spool::Spool;
 use crate::store::{Job, Store};
@@ -92,11 +92,12 @@ pub(crate) fn record(
     db: &Path,
     writer: &Writer,
     (incomplete, datasets): (bool, &Option<Option<PathBuf>>),
+    report: &(dyn Fn(Progress) + Sync),
 ) -> Result<Job, String> {
     let draft = asm.draft(meta);
     drop(asm);
     let reader = open_store(db)?;
-    let mut job = hash_job(draft, early, reader);
+    let mut job = hash_job(draft, early, reader, report);
     if let Some(project_root) = datasets {
         job.datasets = crate::datasets::detect(&job.outputs, project_root.as_deref());
     }
@@ -133,9 +134,55 @@ pub fn record_from_spool(
         db,
         &writer,
         (true, &settings.datasets),
+        &|_| {},
     )?;
     let _ = std::fs::remove_dir_all(spool);
     Ok(job)
+}
+
+/// Hashing at the end of a job is worth telling roar about from this size.
+const PROGRESS_FROM_BYTES: u64 = 64 << 20;
+/// At most one progress frame per this long.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends `Reply::Progress` frames to roar while a large job's files are
+/// hashed; small jobs send none.
+struct ProgressReporter {
+    stream: Option<std::sync::Mutex<(UnixStream, Option<Instant>)>>,
+}
+
+impl ProgressReporter {
+    fn new(reply_to: &UnixStream) -> ProgressReporter {
+        ProgressReporter {
+            stream: reply_to
+                .try_clone()
+                .ok()
+                .map(|s| std::sync::Mutex::new((s, None))),
+        }
+    }
+
+    fn report(&self, p: Progress) {
+        let Some(m) = &self.stream else { return };
+        if p.total_bytes < PROGRESS_FROM_BYTES {
+            return;
+        }
+        let mut guard = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (stream, last) = &mut *guard;
+        let finished = p.hashed_files == p.total_files;
+        if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && !finished {
+            return;
+        }
+        *last = Some(Instant::now());
+        let reply = Reply::Progress {
+            hashed_bytes: p.hashed_bytes,
+            total_bytes: p.total_bytes,
+            hashed_files: p.hashed_files,
+            total_files: p.total_files,
+        };
+        if let Ok(frame) = roar_protocol::encode(&reply) {
+            let _ = stream.write_all(&frame);
+        }
+    }
 }
 
 /// Serves until one job is recorded. Prints `ready` on stdout once clients
@@ -205,7 +252,9 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         return Err("all clients left before the job was finished".into());
     };
     let flags = (false, &settings.datasets);
-    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, flags) {
+    let reporter = ProgressReporter::new(&reply_to);
+    let report = |p: Progress| reporter.report(p);
+    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, flags, &report) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {
                 let _ = std::fs::remove_dir_all(spool);
@@ -223,7 +272,7 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
         .write_all(&frame)
         .map_err(|e| format!("cannot answer roar: {e}"))?;
     match reply {
-        Reply::Recorded { .. } => Ok(()),
         Reply::Failed { reason } => Err(reason),
+        _ => Ok(()),
     }
 }

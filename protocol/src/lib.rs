@@ -18,7 +18,7 @@ pub use frame::{
 pub use message::{access, Bytes, GitInfo, Hello, JobMeta, Message, Reply, UntracedReason};
 
 /// Bumped whenever the encoding of [`Message`] or [`Reply`] changes.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// First four bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"ROAR";

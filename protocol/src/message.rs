@@ -202,6 +202,20 @@ pub enum Message<'a> {
 /// The collector's answer to [`Message::FinishJob`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Reply {
-    Recorded { job_id: i64, step: i64, uid: String },
-    Failed { reason: String },
+    Recorded {
+        job_id: i64,
+        step: i64,
+        uid: String,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Sent while the job's remaining files are hashed (large jobs only),
+    /// before `Recorded` or `Failed`.
+    Progress {
+        hashed_bytes: u64,
+        total_bytes: u64,
+        hashed_files: u64,
+        total_files: u64,
+    },
 }
