@@ -3,7 +3,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 use roar_protocol::{access, encode, preamble, Bytes, Hello, JobMeta, Message, Reply};
 use roar_tests::*;
@@ -12,10 +13,9 @@ fn send(stream: &mut UnixStream, msg: &Message) {
     stream.write_all(&encode(msg).unwrap()).unwrap();
 }
 
-#[test]
-fn bad_frames_are_dropped_and_version_mismatch_reported() {
-    let p = Project::new();
-    p.write("input.txt", "data");
+/// A one-job collector for `p`, ready to accept; its socket lives in the
+/// returned folder.
+fn start_collector(p: &Project, stderr: Stdio) -> (Child, PathBuf, tempfile::TempDir) {
     let socket_dir = tempfile::tempdir().unwrap();
     let socket = socket_dir.path().join("c.sock");
     let mut collector = clean(&mut Command::new(bin_dir().join("roar-collector")))
@@ -26,7 +26,7 @@ fn bad_frames_are_dropped_and_version_mismatch_reported() {
         .arg("--project")
         .arg(p.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut ready = String::new();
@@ -34,6 +34,14 @@ fn bad_frames_are_dropped_and_version_mismatch_reported() {
         .read_line(&mut ready)
         .unwrap();
     assert_eq!(ready, "ready\n");
+    (collector, socket, socket_dir)
+}
+
+#[test]
+fn bad_frames_are_dropped_and_version_mismatch_reported() {
+    let p = Project::new();
+    p.write("input.txt", "data");
+    let (collector, socket, _dir) = start_collector(&p, Stdio::piped());
 
     // A peer from another protocol version.
     let mut old = UnixStream::connect(&socket).unwrap();
@@ -119,23 +127,7 @@ fn large_final_hashing_reports_progress_before_the_answer() {
     let p = Project::new();
     let big = p.file("big.bin");
     std::fs::write(&big, vec![7u8; 80 << 20]).unwrap();
-    let socket_dir = tempfile::tempdir().unwrap();
-    let socket = socket_dir.path().join("c.sock");
-    let mut collector = clean(&mut Command::new(bin_dir().join("roar-collector")))
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--db")
-        .arg(p.file(".roar/roar.db"))
-        .arg("--project")
-        .arg(p.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    let mut out = BufReader::new(collector.stdout.take().unwrap());
-    out.read_line(&mut ready).unwrap();
-    assert_eq!(ready, "ready\n");
+    let (mut collector, socket, _dir) = start_collector(&p, Stdio::null());
 
     // A writer still running when the job ends, the file never closed:
     // hashed at the end.

@@ -51,6 +51,20 @@ fn version_from_row(row: &rusqlite::Row) -> Result<LabelVersion> {
     })
 }
 
+/// The newest version of a target's labels.
+fn current_version(
+    conn: &rusqlite::Connection,
+    kind: LabelKind,
+    target_id: i64,
+) -> Result<Option<LabelVersion>> {
+    conn.prepare_cached(
+        "SELECT version, created_at, origin, document, origins FROM label_versions
+         WHERE kind = ?1 AND target_id = ?2 ORDER BY version DESC LIMIT 1",
+    )?
+    .query_row(params![kind.name(), target_id], version_from_row)
+    .optional()
+}
+
 /// A leaf as `label_values` holds it: (type, num, str).
 fn leaf_columns(v: &Value) -> (&'static str, Option<f64>, Option<String>) {
     match v {
@@ -197,14 +211,7 @@ pub(super) fn write_system_labels(
     target_id: i64,
     pairs: &[(&str, Value)],
 ) -> Result<()> {
-    let current = tx
-        .query_row(
-            "SELECT version, created_at, origin, document, origins FROM label_versions
-             WHERE kind = ?1 AND target_id = ?2 ORDER BY version DESC LIMIT 1",
-            params![kind.name(), target_id],
-            version_from_row,
-        )
-        .optional()?;
+    let current = current_version(tx, kind, target_id)?;
     let mut doc = current.map(|v| v.document).unwrap_or_default();
     let before = doc.clone();
     for (key, value) in pairs {
@@ -231,13 +238,7 @@ fn insert_values(tx: &Transaction, kind: LabelKind, target_id: i64, doc: &Docume
 impl Store {
     /// The current labels of a target (`None`: never labelled).
     pub fn labels(&self, kind: LabelKind, target_id: i64) -> Result<Option<LabelVersion>> {
-        self.conn
-            .prepare_cached(
-                "SELECT version, created_at, origin, document, origins FROM label_versions
-                 WHERE kind = ?1 AND target_id = ?2 ORDER BY version DESC LIMIT 1",
-            )?
-            .query_row(params![kind.name(), target_id], version_from_row)
-            .optional()
+        current_version(&self.conn, kind, target_id)
     }
 
     /// Every kept version of a target's labels, oldest first.

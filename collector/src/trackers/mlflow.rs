@@ -127,12 +127,7 @@ fn db_runs(db: &Path, (from, to): (i64, i64), ids: &[&str]) -> Vec<TrackerRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/trackers")
-            .join(name)
-    }
+    use crate::trackers::fixture;
 
     #[test]
     fn file_store_runs_are_named_from_meta_yaml() {

@@ -109,6 +109,14 @@ pub fn tracker_of(path: &[u8]) -> Option<Tracker> {
         })
 }
 
+/// A tree under tests/fixtures/trackers (real layouts, see its README).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/trackers")
+        .join(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,8 +65,7 @@ mod tests {
 
     #[test]
     fn runs_from_container_folders() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/trackers/neptune_offline/.neptune/offline");
+        let root = crate::trackers::fixture("neptune_offline/.neptune/offline");
         let named = root.join("run__ca565906-2366-4d4b-a4f1-ce2311428e45__20880__6lt9m82n");
         // An async run's folder, gone after the job: the path still names it.
         let gone = Path::new(

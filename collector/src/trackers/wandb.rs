@@ -246,12 +246,7 @@ fn entity_from_debug_log(path: &Path, id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/trackers")
-            .join(name)
-    }
+    use crate::trackers::fixture;
 
     #[test]
     fn run_folder_names() {
