@@ -36,6 +36,8 @@ pub fn clean(cmd: &mut Command) -> &mut Command {
         .env_remove("ROAR_JOB")
         .env_remove("ROAR_SHIM")
         .env_remove("CLICOLOR_FORCE")
+        // The suites never send telemetry, however they are run.
+        .env("ROAR_NO_TELEMETRY", "1")
 }
 
 /// A fresh project folder with `roar init` done.

@@ -22,6 +22,7 @@ mod signals;
 mod spool;
 mod summary;
 mod target;
+mod telemetry;
 mod tracer_cmd;
 mod untraced;
 mod view;
@@ -214,6 +215,11 @@ enum Cmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Anonymous usage telemetry: --status, --print, --disable, --enable, --endpoint URL.
+    Telemetry(telemetry::TelemetryArgs),
+    /// The detached telemetry uploader, started by roar itself.
+    #[command(name = telemetry::UPLOAD_SUBCOMMAND, hide = true)]
+    TelemetryUpload,
 }
 
 #[derive(Subcommand)]
@@ -397,7 +403,9 @@ fn query(cmd: Cmd) -> Result<i32> {
         | Cmd::Collector(_)
         | Cmd::Completions { .. }
         | Cmd::Tracer { .. }
-        | Cmd::Env { .. } => {
+        | Cmd::Env { .. }
+        | Cmd::Telemetry(_)
+        | Cmd::TelemetryUpload => {
             unreachable!("dispatched elsewhere")
         }
     }
@@ -537,13 +545,53 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Run(args) => traced(args, "run"),
         Cmd::Build(args) => traced(args, "build"),
         Cmd::Config(c) => config(c),
+        Cmd::Telemetry(args) => telemetry::command(args),
+        Cmd::TelemetryUpload => Ok(telemetry::upload_queued()),
         query_cmd => query(query_cmd),
     }
 }
 
+/// What telemetry counts for a command; `None` for `roar telemetry` itself
+/// and the uploader, which are never counted.
+fn counted(cmd: &Cmd) -> Option<telemetry::Command> {
+    use telemetry::Command as T;
+    Some(match cmd {
+        Cmd::Init => T::Init,
+        Cmd::Run(_) => T::Run,
+        Cmd::Build(_) => T::Build,
+        Cmd::Log(_) => T::Log,
+        Cmd::Status(_) => T::Status,
+        Cmd::Show { .. } => T::Show,
+        Cmd::Dag(_) => T::Dag,
+        Cmd::Lineage { .. } => T::Lineage,
+        Cmd::Inputs { .. } => T::Inputs,
+        Cmd::Diff { .. } => T::Diff,
+        Cmd::Reset => T::Reset,
+        Cmd::Register { dry_run, .. } => T::Register { dry_run: *dry_run },
+        Cmd::Pop { .. }
+        | Cmd::Config(_)
+        | Cmd::Label(_)
+        | Cmd::Search { .. }
+        | Cmd::Scope(_)
+        | Cmd::Login { .. }
+        | Cmd::Logout
+        | Cmd::Whoami
+        | Cmd::Collector(_)
+        | Cmd::Tracer { .. }
+        | Cmd::Completions { .. }
+        | Cmd::Env { .. } => T::Other,
+        Cmd::Telemetry(_) | Cmd::TelemetryUpload => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli.command) {
+    let counted = counted(&cli.command);
+    let result = dispatch(cli.command);
+    if let Some(cmd) = counted {
+        telemetry::record(cmd, &result);
+    }
+    match result {
         Ok(status) => ExitCode::from((status & 0xff) as u8),
         Err(e) => {
             eprintln!("{} {e}", colour::error_prefix());

@@ -117,6 +117,9 @@ fn spawn_command(opts: &RunOptions, shim: &Path, socket: &Path, token: &str) -> 
     let program = &opts.argv[0];
     Command::new(program)
         .args(&opts.argv[1..])
+        // ROAR_NO_TELEMETRY=1 when the user turned telemetry off, for any
+        // roar the job (or a worker it starts) runs.
+        .envs(crate::telemetry::job_env())
         .env(env::PRELOAD, preload_value(shim))
         .env(env::SOCKET, socket)
         .env(env::JOB, token)

@@ -112,6 +112,18 @@ pub const KEYS: &[KeySpec] = &[
         doc: "who may see registered lineage: anonymous, public, private or OWNER/PROJECT (`roar scope use`)",
     },
     KeySpec {
+        name: "telemetry.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "anonymous usage telemetry for this project (see docs/telemetry.md; `roar telemetry --disable` for all)",
+    },
+    KeySpec {
+        name: "telemetry.endpoint",
+        kind: Kind::Text,
+        default: "(glaas.url + /api/v1/telemetry/roar)",
+        doc: "where telemetry goes; unset: glaas.url + /api/v1/telemetry/roar; set to \"\" to forbid uploads",
+    },
+    KeySpec {
         name: "registration.omit.enabled",
         kind: Kind::Bool,
         default: "true",
