@@ -191,6 +191,8 @@ fn finish_job(
             bar = Some(b);
         }
         if let Some(b) = &bar {
+            // Files closed just before the end, then those never closed.
+            b.set_length(total_bytes);
             b.set_position(hashed_bytes);
             b.set_message(format!("({hashed_files}/{total_files} files)"));
         }

@@ -37,6 +37,8 @@ pub struct EarlyHasher {
     tx: Option<Sender<HashHint>>,
     waiting: Arc<Mutex<HashSet<HashHint>>>,
     results: Arc<Mutex<EarlyHashes>>,
+    /// Bytes and files queued and hashed so far, for progress at the end.
+    tally: Arc<Mutex<Progress>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -47,9 +49,11 @@ impl EarlyHasher {
         let (tx, rx) = crossbeam_channel::unbounded::<HashHint>();
         let waiting = Arc::new(Mutex::new(HashSet::new()));
         let results = Arc::new(Mutex::new(EarlyHashes::default()));
+        let tally = Arc::new(Mutex::new(Progress::default()));
         let workers = (0..workers)
             .map(|_| {
                 let (rx, waiting, results) = (rx.clone(), waiting.clone(), results.clone());
+                let tally = tally.clone();
                 let db = db.to_path_buf();
                 std::thread::spawn(move || {
                     let Ok(first) = rx.recv() else { return };
@@ -62,7 +66,13 @@ impl EarlyHasher {
                             HashHint::Input(p) => (p, Role::Input),
                             HashHint::Output(p) => (p, Role::Output),
                         };
-                        if let Ok(h) = hash_file(as_path(path), &cached) {
+                        let hashed = hash_file(as_path(path), &cached);
+                        {
+                            let mut t = lock(&tally);
+                            t.hashed_files += 1;
+                            t.hashed_bytes += hashed.as_ref().map_or(0, |h| h.size);
+                        }
+                        if let Ok(h) = hashed {
                             let mut done = lock(&results);
                             let by_path = match role {
                                 Role::Input => &mut done.inputs,
@@ -78,12 +88,20 @@ impl EarlyHasher {
             tx: Some(tx),
             waiting,
             results,
+            tally,
             workers,
         }
     }
 
     pub fn hint(&self, hint: HashHint) {
         if lock(&self.waiting).insert(hint.clone()) {
+            let (HashHint::Input(p) | HashHint::Output(p)) = &hint;
+            let size = stat_file(as_path(p)).map_or(0, |k| k.size);
+            {
+                let mut t = lock(&self.tally);
+                t.total_files += 1;
+                t.total_bytes += size;
+            }
             if let Some(tx) = &self.tx {
                 let _ = tx.send(hint);
             }
@@ -91,8 +109,19 @@ impl EarlyHasher {
     }
 
     /// Waits for the queued files and returns what was hashed.
-    pub fn finish(mut self) -> EarlyHashes {
+    pub fn finish(self) -> EarlyHashes {
+        self.finish_reporting(&|_| {})
+    }
+
+    /// [`finish`](Self::finish), telling `report` how the files still
+    /// queued are coming along (what the user waits for when a large
+    /// output was closed just before the job ended).
+    pub fn finish_reporting(mut self, report: &dyn Fn(Progress)) -> EarlyHashes {
         drop(self.tx.take());
+        while self.workers.iter().any(|w| !w.is_finished()) {
+            report(*lock(&self.tally));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -254,7 +254,8 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
     let flags = (false, &settings.datasets);
     let reporter = ProgressReporter::new(&reply_to);
     let report = |p: Progress| reporter.report(p);
-    let reply = match record(asm, meta, early.finish(), &opts.db, &writer, flags, &report) {
+    let early = early.finish_reporting(&report);
+    let reply = match record(asm, meta, early, &opts.db, &writer, flags, &report) {
         Ok(j) => {
             if let Some(spool) = &opts.spool {
                 let _ = std::fs::remove_dir_all(spool);
