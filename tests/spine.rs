@@ -884,13 +884,15 @@ fn tracer_probes_preload_for_real_and_says_what_is_wrong() {
         }
         cmd.output().unwrap()
     };
-    let out = check(None);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("cannot find libroar.so"),
-        "{}",
-        text(&out.stderr)
-    );
+    for shim in [None, Some(alone.path().join("missing.so"))] {
+        let out = check(shim.as_deref());
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("cannot find libroar.so") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
     let fake = alone.path().join("libroar.so");
     std::fs::write(&fake, "not a library").unwrap();
     let out = check(Some(&fake));
