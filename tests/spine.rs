@@ -902,6 +902,25 @@ fn tracer_probes_preload_for_real_and_says_what_is_wrong() {
         err.contains("did not run the library") && err.lines().count() == 1,
         "{err}"
     );
+    // And a run with it records the job but says nothing was traced.
+    std::fs::copy(
+        bin_dir().join("roar-collector"),
+        alone.path().join("roar-collector"),
+    )
+    .unwrap();
+    let p = Project::new();
+    let mut run = Command::new(&roar);
+    let out = clean(&mut run)
+        .args(["run", "true"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: nothing was traced") && err.contains("roar tracer check"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -43,6 +43,15 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
              what it had received is recorded, later events are missing"
         );
     }
+    if s.processes == 0 && job.untraced.is_empty() {
+        // Recorded, but empty: say so rather than let it pass for a job
+        // that read and wrote nothing.
+        eprintln!(
+            "{} warning: nothing was traced: the preload library did not run in the command; \
+             `roar tracer check` says why",
+            crate::colour::warn_prefix()
+        );
+    }
     for t in &job.trackers {
         let at = t.url.as_deref().map(|u| format!(" ({})", safe(u)));
         eprintln!(
