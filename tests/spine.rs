@@ -918,7 +918,7 @@ fn tracer_probes_preload_for_real_and_says_what_is_wrong() {
     assert!(out.status.success());
     let err = text(&out.stderr);
     assert!(
-        err.contains("warning: nothing was traced") && err.contains("roar tracer check"),
+        err.contains("warning: nothing was traced") && err.contains("did not run the library"),
         "{err}"
     );
 }

@@ -46,9 +46,12 @@ pub fn print(store: &Store, job_id: i64, root: &Path, verbose: bool) -> Result<(
     if s.processes == 0 && job.untraced.is_empty() {
         // Recorded, but empty: say so rather than let it pass for a job
         // that read and wrote nothing.
+        let why = match crate::tracer_cmd::diagnose() {
+            Err(reason) => reason,
+            Ok(_) => "the preload library did not run in the command (`roar tracer check`)".into(),
+        };
         eprintln!(
-            "{} warning: nothing was traced: the preload library did not run in the command; \
-             `roar tracer check` says why",
+            "{} warning: nothing was traced: {why}",
             crate::colour::warn_prefix()
         );
     }

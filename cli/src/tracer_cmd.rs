@@ -33,6 +33,18 @@ fn on_noexec_mount(path: &Path) -> bool {
     best.is_some_and(|(_, opts)| opts.split(',').any(|o| o == "noexec"))
 }
 
+/// The program traced as a probe: `true` from PATH; on macOS a copy of it
+/// beside the probe socket, since SIP strips DYLD_* from /usr/bin itself.
+fn probe_program(socket: &Path) -> std::path::PathBuf {
+    if cfg!(target_os = "macos") {
+        let copy = socket.with_file_name(format!("roar-probe-true-{}", std::process::id()));
+        if std::fs::copy("/usr/bin/true", &copy).is_ok() {
+            return copy;
+        }
+    }
+    "true".into()
+}
+
 /// Traces `true` with the shim; Ok(milliseconds until its hello) or why not.
 fn probe(shim: &Path) -> std::result::Result<u128, String> {
     let socket = std::env::temp_dir().join(format!("roar-probe-{}.sock", std::process::id()));
@@ -50,7 +62,7 @@ fn probe(shim: &Path) -> std::result::Result<u128, String> {
         .set_nonblocking(true)
         .map_err(|e| format!("cannot listen: {e}"))?;
     let started = Instant::now();
-    let mut child = Command::new("true")
+    let mut child = Command::new(probe_program(&socket))
         .env(names::PRELOAD, shim)
         .env(names::SOCKET, &socket)
         .env(names::JOB, "probe")
@@ -80,27 +92,49 @@ fn probe(shim: &Path) -> std::result::Result<u128, String> {
         }
     };
     let _ = child.wait();
+    if cfg!(target_os = "macos") {
+        let _ = std::fs::remove_file(probe_program(&socket));
+    }
     result
+}
+
+/// Whether preload tracing works here: Ok(where and how fast) or Err(what
+/// is wrong and what to do).
+pub fn diagnose() -> std::result::Result<String, String> {
+    let shim = locate::shim().map_err(|e| e.message)?;
+    if on_noexec_mount(&shim) {
+        return Err(format!(
+            "{} is on a noexec mount, so the loader cannot map it; install roar elsewhere (scripts/install.sh)",
+            shim.display()
+        ));
+    }
+    let ms = probe(&shim).map_err(|why| {
+        format!(
+            "{}: {why}; check that nothing strips {} (setuid wrappers, SIP on macOS)",
+            shim.display(),
+            names::PRELOAD
+        )
+    })?;
+    // The interpreter most jobs run: on macOS, /usr/bin/python3 loses DYLD_*.
+    if let Some((path, reason)) = crate::untraced::check(std::ffi::OsStr::new("python3")) {
+        if reason == roar_protocol::UntracedReason::Sip {
+            return Err(format!(
+                "python3 on PATH is {path}, which {}; use a Python from a venv, conda or pyenv",
+                reason.explain()
+            ));
+        }
+    }
+    Ok(format!(
+        "{} (a traced probe answered in {ms} ms)",
+        shim.display()
+    ))
 }
 
 /// Prints the backends; the exit status says whether preload works.
 pub fn tracer(check_only: bool) -> Result<i32> {
-    let (ready, detail) = match locate::shim() {
-        Err(e) => (false, e.message),
-        Ok(shim) if on_noexec_mount(&shim) => (
-            false,
-            format!(
-                "{} is on a noexec mount, so the loader cannot map it; install roar elsewhere (scripts/install.sh)",
-                shim.display()
-            ),
-        ),
-        Ok(shim) => match probe(&shim) {
-            Ok(ms) => (true, format!("{} (a traced probe answered in {ms} ms)", shim.display())),
-            Err(why) => (
-                false,
-                format!("{}: {why}; check that nothing strips {} (setuid wrappers, SIP on macOS)", shim.display(), names::PRELOAD),
-            ),
-        },
+    let (ready, detail) = match diagnose() {
+        Ok(d) => (true, d),
+        Err(e) => (false, e),
     };
     if check_only {
         if ready {
