@@ -166,3 +166,25 @@ fn env_prints_what_a_launcher_exports_and_start_is_explicit_too() {
     );
     stop(&p);
 }
+
+#[test]
+fn a_collector_that_cannot_start_says_why_once_and_programs_run_untraced() {
+    let p = Project::new();
+    std::fs::write(p.file(".roar/config.toml"), "[filters]\nbogus = true\n").unwrap();
+    let out = launched(p.path(), "echo hi > a.txt; cat a.txt")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && text(&out.stdout) == "hi\n" && out.stderr.is_empty());
+    let failed = p.file(".roar/collector.failed");
+    let reason = std::fs::read_to_string(&failed).unwrap();
+    assert!(reason.contains("unknown key filters.bogus"), "{reason}");
+    // The next program does not start (and wait for) another one.
+    let before = std::fs::metadata(&failed).unwrap().modified().unwrap();
+    let out = launched(p.path(), "cat a.txt").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::metadata(&failed).unwrap().modified().unwrap(),
+        before
+    );
+    assert!(!p.file(".roar/collector.sock").exists());
+}

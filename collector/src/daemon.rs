@@ -42,6 +42,12 @@ pub fn pid_file(socket: &Path) -> PathBuf {
     socket.with_file_name("collector.pid")
 }
 
+/// Beside the socket when the daemon could not start, with the reason:
+/// starters seeing a fresh one do not try (and wait) again.
+pub fn failed_file(socket: &Path) -> PathBuf {
+    socket.with_file_name("collector.failed")
+}
+
 struct Job {
     asm: Assembler,
     early: EarlyHasher,
@@ -101,7 +107,10 @@ fn conn_of(input: &Input) -> Option<ConnId> {
 struct Daemon<'a> {
     opts: &'a DaemonOptions,
     settings: Settings,
-    writer: Writer,
+    writer: Arc<Writer>,
+    /// Jobs being recorded, each on its own thread: recording one (hashing,
+    /// git, the database) must not hold up the others' events.
+    recorders: Vec<std::thread::JoinHandle<()>>,
     jobs: HashMap<Vec<u8>, Job>,
     conn_job: HashMap<ConnId, Vec<u8>>,
     /// Connections accepted whose hello has not come yet.
@@ -123,11 +132,18 @@ impl Daemon<'_> {
             Input::Hello(_, hello) => {
                 let token = hello.job_token.clone();
                 if !self.jobs.contains_key(&token) {
-                    let settings = project_settings(&Some(self.opts.project_root.clone()), vec![])?;
+                    // The configuration as it is now; if it has become
+                    // unreadable, the one the daemon started with.
+                    let filter = project_settings(&Some(self.opts.project_root.clone()), vec![])
+                        .map(|s| s.filter)
+                        .unwrap_or_else(|e| {
+                            eprintln!("roar-collector: {e}; keeping the earlier configuration");
+                            self.settings.filter.clone()
+                        });
                     self.jobs.insert(
                         token.clone(),
                         Job {
-                            asm: Assembler::new(settings.filter),
+                            asm: Assembler::new(filter),
                             early: EarlyHasher::start(&self.opts.db, EARLY_HASH_WORKERS),
                             started_at: now_unix(),
                             quiet_since: None,
@@ -179,15 +195,30 @@ impl Daemon<'_> {
                 (force || now.duration_since(since) >= SETTLE).then(|| token.clone())
             })
             .collect();
+        self.recorders.retain(|r| !r.is_finished());
         for token in done {
             let job = self.jobs.remove(&token).expect("listed above");
-            if let Err(e) = self.finish(&token, job, force) {
-                eprintln!("roar-collector: {e}");
-            }
+            let (db, writer) = (self.opts.db.clone(), self.writer.clone());
+            let datasets = self.settings.datasets.clone();
+            self.recorders.push(std::thread::spawn(move || {
+                if let Err(e) = finish(&token, job, force, &db, &writer, &datasets) {
+                    eprintln!("roar-collector: {e}");
+                }
+            }));
         }
     }
+}
 
-    fn finish(&self, token: &[u8], job: Job, incomplete: bool) -> Result<(), String> {
+/// Records one finished job.
+fn finish(
+    token: &[u8],
+    job: Job,
+    incomplete: bool,
+    db: &Path,
+    writer: &Writer,
+    datasets: &Option<Option<PathBuf>>,
+) -> Result<(), String> {
+    {
         let Some((root_pid, hello, exit)) = job.asm.root() else {
             return Ok(()); // nobody said hello: nothing to record
         };
@@ -215,9 +246,9 @@ impl Daemon<'_> {
             job.asm,
             meta,
             early,
-            &self.opts.db,
-            &self.writer,
-            (incomplete, &self.settings.datasets),
+            db,
+            writer,
+            (incomplete, datasets),
             &|_| {},
         )
         .map(|_| ())
@@ -231,6 +262,7 @@ pub fn serve_daemon(opts: &DaemonOptions) -> Result<(), String> {
         .count("collector.idle_timeout_s")
         .map(|s| Duration::from_secs(s.into()));
     let listener = bind(&opts.socket)?;
+    let _ = std::fs::remove_file(failed_file(&opts.socket));
     let pid_file = pid_file(&opts.socket);
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -258,7 +290,8 @@ pub fn serve_daemon(opts: &DaemonOptions) -> Result<(), String> {
     let mut d = Daemon {
         opts,
         settings: project_settings(&Some(opts.project_root.clone()), vec![])?,
-        writer,
+        writer: Arc::new(writer),
+        recorders: Vec::new(),
         jobs: HashMap::new(),
         conn_job: HashMap::new(),
         pending: HashSet::new(),
@@ -282,9 +315,17 @@ pub fn serve_daemon(opts: &DaemonOptions) -> Result<(), String> {
             break Ok(());
         }
     };
-    // Jobs still running are recorded with what arrived, as incomplete.
-    d.settle(true);
+    // New processes start a new collector from here on; what already
+    // arrived is routed, and jobs still running are recorded with it, as
+    // incomplete.
     let _ = std::fs::remove_file(&opts.socket);
+    while let Ok(input) = rx.try_recv() {
+        let _ = d.route(input);
+    }
+    d.settle(true);
+    for r in d.recorders.drain(..) {
+        let _ = r.join();
+    }
     let _ = std::fs::remove_file(&pid_file);
     result
 }

@@ -44,6 +44,7 @@ const PACKAGE_COMPONENTS: &[&str] = &[
     ".rustup",
 ];
 
+#[derive(Clone)]
 pub struct Filter {
     project_root: Option<PathBuf>,
     /// Paths of roar's own machinery (the `.roar/` folder, the socket folder).

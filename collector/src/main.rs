@@ -69,7 +69,13 @@ fn main() -> ExitCode {
     };
     let served = match &opts {
         Mode::OneJob(o) => serve_one_job(o),
-        Mode::Daemon(o) => serve_daemon(o),
+        Mode::Daemon(o) => serve_daemon(o).inspect_err(|e| {
+            // Told to the next starter, so it does not wait for us in vain.
+            let _ = std::fs::write(
+                roar_collector::daemon::failed_file(&o.socket),
+                format!("{e}\n"),
+            );
+        }),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,10 @@ use crate::{real, sys};
 /// The longest a traced program waits for a collector to come up.
 pub const START_WAIT: Duration = Duration::from_millis(2000);
 const POLL: Duration = Duration::from_millis(20);
+/// After a failed start, starters leave the collector alone this long.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// sockaddr_un's path room on Linux and macOS (104 there; the shorter wins).
+const SUN_PATH_MAX: usize = 104;
 const COLLECTOR: &str = "roar-collector";
 
 /// The project root: the nearest directory above `cwd` holding `.roar/`.
@@ -83,6 +87,13 @@ fn collector_path(self_path: &[u8], path_var: Option<&[u8]>) -> Option<Vec<u8>> 
 /// does (at most [`START_WAIT`]). True when it answers.
 pub fn start_collector(root: &[u8], self_path: &[u8], env: &[Vec<u8>]) -> bool {
     let socket = socket_of(root);
+    // Not worth a wait: a socket path the kernel refuses, or a collector
+    // that failed to start moments ago (its reason is in .roar/collector.failed).
+    if socket.len() >= SUN_PATH_MAX
+        || sys::modified_within(&join(root, b".roar/collector.failed"), RETRY_AFTER)
+    {
+        return false;
+    }
     let deadline = Instant::now() + START_WAIT;
     let lock = sys::open_lock(&join(root, b".roar/collector.lock"));
     // One starter at a time; the others wait for its collector.
@@ -185,18 +196,21 @@ fn spawn(root: &[u8], socket: &[u8], self_path: &[u8], env: &[Vec<u8>]) -> bool 
         unsafe {
             libc::setsid();
             if fork() == 0 {
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                let logfd = libc::open(
-                    log_c.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
-                    0o600,
-                );
-                libc::dup2(null, 0);
-                libc::dup2(null, 1);
-                libc::dup2(if logfd >= 0 { logfd } else { null }, 2);
-                for fd in 3..1024 {
-                    libc::close(fd);
+                // Raw system calls: nothing of ours (hooks, locks) runs here.
+                let null = sys::raw_open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND;
+                let logfd = sys::raw_open(log_c.as_ptr(), append);
+                if null >= 0 {
+                    sys::raw_dup2(null, 0);
+                    sys::raw_dup2(null, 1);
+                    sys::raw_dup2(if logfd >= 0 { logfd } else { null }, 2);
                 }
+                sys::raw_close_from(3);
+                // Not the program's folder (it may go away) nor its mask.
+                libc::chdir(c"/".as_ptr());
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 execve(exe_c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
             }
             exit(0);
@@ -204,6 +218,6 @@ fn spawn(root: &[u8], socket: &[u8], self_path: &[u8], env: &[Vec<u8>]) -> bool 
     }
     let mut status: c_int = 0;
     // SAFETY: waits for our own first child only, which exits at once.
-    unsafe { libc::waitpid(child, &mut status, 0) };
+    while unsafe { libc::waitpid(child, &mut status, 0) } < 0 && sys::errno() == libc::EINTR {}
     true
 }

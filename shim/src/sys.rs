@@ -194,3 +194,65 @@ pub fn try_lock(fd: c_int) -> bool {
     // SAFETY: flock on an fd we own.
     unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
+
+/// Whether `path` exists and changed less than `within` ago.
+pub fn modified_within(path: &[u8], within: std::time::Duration) -> bool {
+    std::fs::metadata(os_path(path))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < within))
+}
+
+// Between fork and exec in the collector's starter nothing of the shim may
+// run (its hooks, its locks): these go to the kernel, or on macOS to libc,
+// whose functions the interposing library's own calls reach unhooked.
+
+/// `open(path, flags, 0600)`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+pub unsafe fn raw_open(path: *const libc::c_char, flags: c_int) -> c_int {
+    #[cfg(target_os = "linux")]
+    // SAFETY: openat with a valid path pointer, by the contract above.
+    return unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path, flags, 0o600) as c_int };
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: as above.
+    return unsafe { libc::open(path, flags, 0o600 as libc::c_uint) };
+}
+
+pub fn raw_dup2(old: c_int, new: c_int) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: dup3 on fds; failure is ignored.
+    unsafe {
+        libc::syscall(libc::SYS_dup3, old, new, 0)
+    };
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: dup2 on fds; failure is ignored.
+    unsafe {
+        libc::dup2(old, new)
+    };
+}
+
+/// Closes every fd from `low` up.
+pub fn raw_close_from(low: c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range on fds; ENOSYS on old kernels falls back below.
+        if unsafe { libc::syscall(libc::SYS_close_range, low, c_int::MAX, 0) } == 0 {
+            return;
+        }
+    }
+    // SAFETY: getdtablesize has no preconditions.
+    let max = unsafe { libc::getdtablesize() }.clamp(low, 65536);
+    for fd in low..max {
+        // SAFETY: closing fds, failures ignored.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            libc::syscall(libc::SYS_close, fd)
+        };
+        #[cfg(not(target_os = "linux"))]
+        // SAFETY: as above.
+        unsafe {
+            libc::close(fd)
+        };
+    }
+}

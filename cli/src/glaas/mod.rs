@@ -131,9 +131,12 @@ pub fn register(
     let client = Client::new(&base, token.clone())?;
     let sel = payload::select(store, cwd, o.target)?;
     let server = client.base().to_string();
-    let state = store.registration(&server, &sel.key)?;
+    // What a server accepted under one scope says nothing of another (a
+    // private record is not a public one): state is kept per scope.
+    let account = format!("{server} ({scope})");
+    let state = store.registration(&account, &sel.key)?;
     // Items the server accepted: skipped.
-    let probe = |keys: &[String]| store.registered_items(&server, keys);
+    let probe = |keys: &[String]| store.registered_items(&account, keys);
     let (all, _) = payload::requests(store, &sel, &scope, &|_| false)?;
     let keys: Vec<String> = all.iter().flat_map(|r| r.items.clone()).collect();
     let accepted = probe(&keys)?;
@@ -192,20 +195,20 @@ pub fn register(
         return Ok(());
     }
 
-    store.begin_registration(&server, &sel.key, &client_session_id)?;
+    store.begin_registration(&account, &sel.key, &client_session_id)?;
     let created = client.post(&format!("{API}/registration-sessions"), &open)?;
     let id = created
         .get("id")
         .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
         .ok_or_else(|| CliError::failure("the server's registration session has no id"))?;
-    store.set_registration_remote_id(&server, &sel.key, &id)?;
+    store.set_registration_remote_id(&account, &sel.key, &id)?;
     let sent = requests.len();
     for r in &requests {
         client.post(
             &format!("{API}/registration-sessions/{id}{}", r.path),
             &r.body,
         )?;
-        store.mark_registered(&server, &r.items)?;
+        store.mark_registered(&account, &r.items)?;
     }
     let done = client.post(
         &format!("{API}/registration-sessions/{id}/finalize"),
@@ -216,7 +219,7 @@ pub fn register(
         .and_then(Value::as_str)
         .ok_or_else(|| CliError::failure("the server finalized without a lineage_hash"))?;
     let url = done.get("url").and_then(Value::as_str);
-    store.finish_registration(&server, &sel.key, hash, url)?;
+    store.finish_registration(&account, &sel.key, hash, url)?;
     outln!(
         "registered {} ({sent} requests) on {server}: lineage {}{}",
         sel.key,

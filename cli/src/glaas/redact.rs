@@ -21,7 +21,10 @@ const SHAPES: &[&str] = &[
     r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
     r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
     r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}",
-    r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)=([^\s&;,]+)",
+    // KEY=VALUE, also as part of a longer name (GITHUB_TOKEN=, DB_PASSWORD=).
+    r"(?i)\b[A-Za-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)=([^\s&;,]+)",
+    // A secret flag and its value inside one string (`sh -c "x --token V"`).
+    r"(?i)--(?:token|password|passwd|api[-_]?key|apikey|secret|access[-_]key)[ =]+([^\s]+)",
     // Credentials in a URL: scheme://user:password@host
     r"[A-Za-z][A-Za-z0-9+.-]*://([^/\s:@]+:[^/\s@]+)@",
 ];
@@ -99,7 +102,12 @@ impl Redactor {
                     return whole.to_string();
                 }
                 match c.get(1) {
-                    Some(secret) => whole.replacen(secret.as_str(), REDACTED, 1),
+                    // Only the captured part, where it is in the match.
+                    Some(secret) => {
+                        let start = c.get(0).map_or(0, |m| m.start());
+                        let (from, to) = (secret.start() - start, secret.end() - start);
+                        format!("{}{REDACTED}{}", &whole[..from], &whole[to..])
+                    }
                     None => REDACTED.to_string(),
                 }
             });
@@ -130,7 +138,14 @@ impl Redactor {
                     }
                 }
             }
-            Value::Object(map) => map.values_mut().for_each(|v| self.json(v)),
+            // Keys too: label documents have keys users wrote.
+            Value::Object(map) => {
+                let taken = std::mem::take(map);
+                for (k, mut v) in taken {
+                    self.json(&mut v);
+                    map.insert(self.text(&k), v);
+                }
+            }
             _ => {}
         }
     }
