@@ -118,12 +118,20 @@ impl EarlyHasher {
     /// output was closed just before the job ended).
     pub fn finish_reporting(mut self, report: &dyn Fn(Progress)) -> EarlyHashes {
         drop(self.tx.take());
-        while self.workers.iter().any(|w| !w.is_finished()) {
+        // Joined on a thread of their own, so the wait ends the moment they
+        // do (a job with nothing left pays nothing) and reports meanwhile.
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        let workers = std::mem::take(&mut self.workers);
+        std::thread::spawn(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            let _ = done_tx.send(());
+        });
+        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+            done_rx.recv_timeout(std::time::Duration::from_millis(100))
+        {
             report(*lock(&self.tally));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
         }
         std::mem::take(&mut *lock(&self.results))
     }
