@@ -180,6 +180,98 @@ int main(void) {
     }
 }
 
+/// A vfork child runs on its parent's memory until it execs: what it does
+/// to its own fds and directory (closing every fd, dup2 onto the shim's
+/// socket number, chdir) must not disturb the parent's tracing, and its
+/// exec is still traced, environment scrubbed or not.
+#[test]
+fn a_vfork_child_leaves_its_parent_traced() {
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    char *empty[] = {NULL};
+    int kept = open("kept.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 6; i++) {
+        pid_t pid = vfork();
+        if (pid == 0) {
+            close_range(3, ~0U, 0);
+            dup2(1, 500);
+            chdir("/");
+            char *args[] = {"cat", getenv("IN"), NULL};
+            execve("/bin/cat", args, i % 2 ? empty : environ);
+            _exit(127);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid || status != 0) return 1;
+        char name[32];
+        snprintf(name, sizeof name, "after_%d.txt", i);
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        write(fd, name, 7);
+        close(fd);
+    }
+    if (vfork() == 0) { execl("./st", "st", (char *)NULL); _exit(127); }
+    wait(NULL);
+    write(kept, "k\n", 2);
+    close(kept);
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "vf", src, &[]));
+    assert!(build_c(
+        &p,
+        "st",
+        "int main(void) { return 0; }\n",
+        &["-static"]
+    ));
+    p.write("in.txt", "i\n");
+    let input = p.file("in.txt");
+    let out = p
+        .command(&["run", "-q", "./vf"])
+        .env("IN", &input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "i\n".repeat(6));
+
+    let job = p.json(&["show", "@1"]);
+    let procs = job["processes"].as_array().unwrap();
+    let parent = procs
+        .iter()
+        .find(|pr| pr["exe"] == p.file("vf").to_str().unwrap())
+        .expect("the parent is recorded");
+    let mut written: Vec<String> = parent["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = (0..6).map(|i| format!("after_{i}.txt")).collect();
+    expected.push("kept.txt".into());
+    assert_eq!(written, expected, "the parent's own writes, all of them");
+    let cats: Vec<_> = procs
+        .iter()
+        .filter(|pr| pr["exe"] == "/usr/bin/cat")
+        .collect();
+    assert_eq!(cats.len(), 6, "{procs:?}");
+    for cat in cats {
+        assert_eq!(cat["ppid"], parent["pid"]);
+        assert_eq!(cat["reads"][0], input.to_str().unwrap());
+    }
+    let untraced = job["untraced"].as_array().unwrap();
+    assert!(
+        untraced
+            .iter()
+            .any(|u| u["exe"] == p.file("st").to_str().unwrap() && u["reason"] == "static"),
+        "{untraced:?}"
+    );
+}
+
 #[test]
 fn sixty_four_threads_and_ten_thousand_files() {
     let p = Project::new();

@@ -14,7 +14,7 @@ use libc::c_int;
 use roar_protocol::{encode, encode_into, Message};
 
 use crate::paths::{Cwd, SCRATCH_LEN};
-use crate::{env, guard, hello, sys};
+use crate::{env, guard, hello, sys, vfork};
 
 pub const BUF_LEN: usize = 64 * 1024;
 /// Buffered events older than this go out with the next event, so a
@@ -82,14 +82,28 @@ static PREPARED: AtomicBool = AtomicBool::new(false);
 /// connection (the new image introduces itself with the same pid and parent).
 static PENDING: AtomicBool = AtomicBool::new(false);
 
+/// Whether hooks record: tracing, and not in a vfork child (which shares
+/// the parent's state and must leave it alone).
 #[inline]
 pub fn active() -> bool {
+    tracing() && !vfork::in_child()
+}
+
+/// Whether this process traces, whichever process is running its memory.
+#[inline]
+pub fn tracing() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
+/// The socket's fd; -1 in a vfork child, whose copy of it is not ours to
+/// protect (it closes on exec).
 #[inline]
 pub fn own_fd() -> c_int {
-    OWN_FD.load(Ordering::Relaxed)
+    let fd = OWN_FD.load(Ordering::Relaxed);
+    if fd >= 0 && vfork::in_child() {
+        return -1;
+    }
+    fd
 }
 
 fn acquire() {
@@ -190,6 +204,24 @@ fn connect_and_greet() -> Result<c_int, c_int> {
     Ok(fd)
 }
 
+/// From a vfork child: sends `msg` on a connection of the child's own,
+/// greeted as the child and closed again, so nothing of the parent's
+/// state changes. Everything allocated here is freed before the exec.
+pub fn send_from_vfork_child(msg: &Message) {
+    let Some(socket) = env::get().and_then(|s| s.socket.as_deref()) else {
+        return;
+    };
+    let mut frames = hello::vfork_child_greeting();
+    match encode(msg) {
+        Ok(frame) => frames.extend_from_slice(&frame),
+        Err(_) => return,
+    }
+    if let Ok(fd) = sys::connect_unix(socket) {
+        let _ = sys::send_all(fd, &frames);
+        sys::close(fd);
+    }
+}
+
 /// Opens this process's connection (constructor, forked child) and seeds the
 /// cached working directory.
 pub fn start() -> Result<(), c_int> {
@@ -199,6 +231,7 @@ pub fn start() -> Result<(), c_int> {
     let st = unsafe { state_mut() };
     st.cwd.refresh();
     st.out.install(fd);
+    vfork::set_owner();
     ACTIVE.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -420,13 +453,14 @@ extern "C" fn after_fork_child() {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the child is single-threaded here.
         let st = unsafe { state_mut() };
-        let was_active = active();
+        let was_active = tracing();
         if st.out.fd >= 0 {
             // The child's copy of the parent's socket: never written on.
             sys::close(st.out.fd);
         }
         st.out.die(false);
         if was_active {
+            vfork::set_owner();
             hello::forked();
             PENDING.store(true, Ordering::Relaxed);
             ACTIVE.store(true, Ordering::Relaxed);
@@ -443,7 +477,7 @@ extern "C" fn after_fork_child() {
 /// next connects afresh from the new image.
 #[cfg(target_os = "linux")]
 pub fn abandon_in_child() {
-    if !active() {
+    if !tracing() {
         return;
     }
     ACTIVE.store(false, Ordering::Relaxed);

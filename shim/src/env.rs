@@ -164,40 +164,22 @@ impl Snapshot {
     }
 }
 
-/// An environment with the tracing variables put back; keeps the strings the
-/// pointer array refers to alive.
-pub struct Repaired {
-    _strings: Vec<Vec<u8>>,
-    ptrs: Vec<*const c_char>,
-}
-
-impl Repaired {
-    pub fn as_ptr(&self) -> *const *const c_char {
-        self.ptrs.as_ptr()
-    }
-}
-
-fn entry(name: &str, parts: &[&[u8]]) -> Vec<u8> {
-    let mut s = Vec::with_capacity(name.len() + 2 + parts.iter().map(|p| p.len()).sum::<usize>());
-    s.extend_from_slice(name.as_bytes());
-    s.push(b'=');
-    for p in parts {
-        s.extend_from_slice(p);
-    }
-    s.push(0);
-    s
+/// What an environment lacks of the tracing; borrows its `LD_PRELOAD`.
+pub struct Lacking<'e> {
+    /// `LD_PRELOAD` must name us: `Some(old value)` to keep after us.
+    preload: Option<Option<&'e [u8]>>,
+    socket: bool,
+    job: bool,
 }
 
 /// `None` when `envp` already carries the tracing (the common case, no
-/// allocation) or when there is no tracing to carry; otherwise a copy of
-/// `envp` with our library first in `LD_PRELOAD` (other preloaded libraries
-/// kept) and `ROAR_SOCKET`/`ROAR_JOB` restored.
+/// allocation) or when there is no tracing to carry.
 ///
 /// # Safety
 /// `envp` as for [`entries`].
-pub unsafe fn repair(envp: *const *const c_char) -> Option<Repaired> {
+pub unsafe fn lacking<'e>(envp: *const *const c_char) -> Option<Lacking<'e>> {
     let snap = get()?;
-    let socket = snap.socket.as_deref()?;
+    snap.socket.as_deref()?;
     let (mut has_socket, mut has_job, mut preload) = (false, false, None);
     // SAFETY: forwarded contract.
     for e in unsafe { entries(envp) } {
@@ -214,42 +196,184 @@ pub unsafe fn repair(envp: *const *const c_char) -> Option<Repaired> {
     if preload_ok && has_socket && job_ok {
         return None;
     }
+    Some(Lacking {
+        preload: (!preload_ok).then_some(preload.filter(|v| !v.is_empty())),
+        socket: !has_socket,
+        job: !job_ok,
+    })
+}
 
-    let mut strings = Vec::new();
-    if !preload_ok {
-        strings.push(match preload.filter(|v| !v.is_empty()) {
-            Some(old) => entry(names::PRELOAD, &[&snap.self_path, b":", old]),
-            None => entry(names::PRELOAD, &[&snap.self_path]),
+/// One entry to add: its name and the parts of its value.
+type Addition<'a> = (&'static str, [&'a [u8]; 3]);
+
+impl<'e> Lacking<'e> {
+    /// The entries that put the tracing back: our library first in
+    /// `LD_PRELOAD` (other preloaded libraries kept), `ROAR_SOCKET`,
+    /// `ROAR_JOB`.
+    fn additions<'a>(&'a self, snap: &'a Snapshot) -> impl Iterator<Item = Addition<'a>> {
+        let socket = snap.socket.as_deref().unwrap_or_default();
+        let preload = self.preload.map(|old| match old {
+            Some(old) => (names::PRELOAD, [&snap.self_path[..], b":", old]),
+            None => (names::PRELOAD, [&snap.self_path[..], b"", b""]),
         });
+        let socket = self.socket.then_some((names::SOCKET, [socket, b"", b""]));
+        let job = self.job.then_some((names::JOB, [&snap.job[..], b"", b""]));
+        [preload, socket, job].into_iter().flatten()
     }
-    if !has_socket {
-        strings.push(entry(names::SOCKET, &[socket]));
+
+    /// Whether `entry` is replaced rather than kept.
+    fn drops(&self, entry: &[u8]) -> bool {
+        self.preload.is_some() && value(entry, names::PRELOAD).is_some()
     }
-    if !job_ok {
-        strings.push(entry(names::JOB, &[&snap.job]));
+}
+
+/// Calls `keep` with each entry of `envp` that stays, in order.
+///
+/// # Safety
+/// `envp` as for [`entries`]; the pointers passed on live as long as it.
+unsafe fn kept(envp: *const *const c_char, lacking: &Lacking, mut keep: impl FnMut(*const c_char)) {
+    if envp.is_null() {
+        return;
     }
-    let mut ptrs: Vec<*const c_char> = Vec::new();
-    if !envp.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: walking the NULL-terminated array up to its NULL.
-            let p = unsafe { *envp.add(i) };
-            if p.is_null() {
-                break;
-            }
-            i += 1;
-            // SAFETY: non-NULL entries are NUL-terminated strings.
-            let e = unsafe { CStr::from_ptr(p) }.to_bytes();
-            if !preload_ok && value(e, names::PRELOAD).is_some() {
-                continue;
-            }
-            ptrs.push(p);
+    let mut i = 0;
+    loop {
+        // SAFETY: walking the NULL-terminated array up to its NULL.
+        let p = unsafe { *envp.add(i) };
+        if p.is_null() {
+            return;
+        }
+        i += 1;
+        // SAFETY: non-NULL entries are NUL-terminated strings.
+        if !lacking.drops(unsafe { CStr::from_ptr(p) }.to_bytes()) {
+            keep(p);
         }
     }
+}
+
+/// An environment with the tracing variables put back, on the heap; keeps
+/// the strings the pointer array refers to alive.
+pub struct Repaired {
+    _strings: Vec<Vec<u8>>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl Repaired {
+    pub fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+fn entry((name, parts): Addition) -> Vec<u8> {
+    let mut s = Vec::with_capacity(name.len() + 2 + parts.iter().map(|p| p.len()).sum::<usize>());
+    s.extend_from_slice(name.as_bytes());
+    s.push(b'=');
+    for p in parts {
+        s.extend_from_slice(p);
+    }
+    s.push(0);
+    s
+}
+
+/// A copy of `envp` with what it lacks put back, on the heap.
+///
+/// # Safety
+/// `envp` as for [`entries`], alive as long as the result.
+pub unsafe fn repaired(envp: *const *const c_char, lacking: &Lacking) -> Option<Repaired> {
+    let snap = get()?;
+    let strings: Vec<Vec<u8>> = lacking.additions(snap).map(entry).collect();
+    let mut ptrs: Vec<*const c_char> = Vec::new();
+    // SAFETY: forwarded contract.
+    unsafe { kept(envp, lacking, |p| ptrs.push(p)) };
     ptrs.extend(strings.iter().map(|s| s.as_ptr().cast::<c_char>()));
     ptrs.push(std::ptr::null());
     Some(Repaired {
         _strings: strings,
         ptrs,
     })
+}
+
+const ROOM_PTRS: usize = 512;
+const ROOM_TEXT: usize = 3 * crate::paths::PATH_MAX;
+
+/// Stack room for a repaired environment handed to an exec. A vfork child
+/// must not leave heap memory behind when the exec succeeds: it would leak
+/// in the parent, whose memory it is.
+pub struct Room {
+    ptrs: [*const c_char; ROOM_PTRS],
+    text: [u8; ROOM_TEXT],
+}
+
+impl Room {
+    pub fn new() -> Self {
+        Room {
+            ptrs: [std::ptr::null(); ROOM_PTRS],
+            text: [0; ROOM_TEXT],
+        }
+    }
+}
+
+/// A repaired environment, in a [`Room`] or (too large for it) on the heap.
+pub enum Rebuilt<'r> {
+    InRoom(&'r Room),
+    Heap(Repaired),
+}
+
+impl Rebuilt<'_> {
+    pub fn as_ptr(&self) -> *const *const c_char {
+        match self {
+            Rebuilt::InRoom(room) => room.ptrs.as_ptr(),
+            Rebuilt::Heap(r) => r.as_ptr(),
+        }
+    }
+}
+
+/// A copy of `envp` with what it lacks put back, in `room` when it fits.
+///
+/// # Safety
+/// `envp` as for [`entries`], alive as long as the result.
+pub unsafe fn rebuilt<'r>(
+    envp: *const *const c_char,
+    lacking: &Lacking,
+    room: &'r mut Room,
+) -> Option<Rebuilt<'r>> {
+    let snap = get()?;
+    let mut used = 0;
+    let mut added = [std::ptr::null::<c_char>(); 3];
+    let mut n_added = 0;
+    for (name, parts) in lacking.additions(snap) {
+        let start = used;
+        for part in [name.as_bytes(), b"="]
+            .into_iter()
+            .chain(parts)
+            .chain([&b"\0"[..]])
+        {
+            let Some(dst) = room.text.get_mut(used..used + part.len()) else {
+                // SAFETY: forwarded contract.
+                return unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
+            };
+            dst.copy_from_slice(part);
+            used += part.len();
+        }
+        added[n_added] = room.text[start..].as_ptr().cast();
+        n_added += 1;
+    }
+    let mut n = 0;
+    let mut fits = true;
+    // SAFETY: forwarded contract.
+    unsafe {
+        kept(envp, lacking, |p| {
+            match room.ptrs.get_mut(n) {
+                Some(slot) => *slot = p,
+                None => fits = false,
+            }
+            n += 1;
+        })
+    };
+    // The added entries and the closing NULL (the room came zeroed).
+    if !fits || n + n_added >= ROOM_PTRS {
+        // SAFETY: forwarded contract.
+        return unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
+    }
+    room.ptrs[n..n + n_added].copy_from_slice(&added[..n_added]);
+    Some(Rebuilt::InRoom(room))
 }

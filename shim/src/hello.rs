@@ -61,16 +61,30 @@ pub fn is_roar_itself() -> bool {
 /// The preamble followed by a Hello frame for the calling process, ready to
 /// send. A Hello too large for one frame loses argv entries from the end.
 pub fn greeting() -> Vec<u8> {
+    let at_fork = PARENT_AT_FORK.load(Ordering::Relaxed);
+    let parent = if at_fork != 0 {
+        at_fork
+    } else {
+        // SAFETY: plain getppid call.
+        unsafe { libc::getppid() }
+    };
+    greeting_with_parent(parent)
+}
+
+/// [`greeting`] for a vfork child: its parent is the process whose memory
+/// (and parent-at-fork record) it runs on, waiting for it.
+pub fn vfork_child_greeting() -> Vec<u8> {
+    // SAFETY: plain getppid call.
+    greeting_with_parent(unsafe { libc::getppid() })
+}
+
+fn greeting_with_parent(ppid: c_int) -> Vec<u8> {
     let id = IDENTITY.get();
     let job = env::get().map_or(&[][..], |s| &s.job[..]);
     let mut cwd = [0u8; paths::PATH_MAX];
     let cwd_len = sys::getcwd(&mut cwd);
-    // SAFETY: plain getpid/getppid calls.
-    let (pid, mut ppid) = unsafe { (libc::getpid(), libc::getppid()) };
-    let at_fork = PARENT_AT_FORK.load(Ordering::Relaxed);
-    if at_fork != 0 {
-        ppid = at_fork;
-    }
+    // SAFETY: plain getpid call.
+    let pid = unsafe { libc::getpid() };
     let argv: Vec<Bytes> = id.map_or(Vec::new(), |id| {
         id.argv.iter().map(|a| Bytes::borrowed(a)).collect()
     });

@@ -37,6 +37,7 @@ mod platform;
 #[cfg(target_os = "linux")]
 mod real;
 mod sys;
+mod vfork;
 mod written;
 
 #[cfg(target_os = "macos")]

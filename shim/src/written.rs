@@ -15,7 +15,12 @@ const LIMIT: usize = 4096;
 
 static WRITE_FDS: [AtomicU64; LIMIT / 64] = [const { AtomicU64::new(0) }; LIMIT / 64];
 
+/// The bit of `fd`; none when untraced or in a vfork child, whose fds are
+/// its own while the bits are its parent's.
 fn slot(fd: libc::c_int) -> Option<(&'static AtomicU64, u64)> {
+    if !crate::conn::active() {
+        return None;
+    }
     let fd = usize::try_from(fd).ok().filter(|&fd| fd < LIMIT)?;
     Some((&WRITE_FDS[fd / 64], 1u64 << (fd % 64)))
 }
@@ -36,6 +41,9 @@ pub fn take(fd: libc::c_int) -> bool {
 /// about whether the files are complete).
 #[cfg(target_os = "linux")]
 pub fn forget_range(first: libc::c_uint, last: libc::c_uint) {
+    if !crate::conn::active() {
+        return;
+    }
     let last = (last as usize).min(LIMIT - 1);
     for fd in first as usize..=last {
         WRITE_FDS[fd / 64].fetch_and(!(1u64 << (fd % 64)), Ordering::Relaxed);

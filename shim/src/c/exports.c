@@ -245,7 +245,53 @@ EXPORT int dup3(int oldfd, int newfd, int flags) { return roar_dup3(oldfd, newfd
 
 /* ---- processes ------------------------------------------------------------ */
 
+/*
+ * vfork stays vfork (see src/vfork.rs). A C wrapper cannot call it: the
+ * child would return through, and clobber, the wrapper's frame, which the
+ * parent then returns through. So vfork marks the thread and jumps to libc's
+ * vfork with the caller's return address still on top of the stack.
+ */
+RUST unsigned long roar_vfork_enter(void);
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".hidden roar_vfork_enter\n"
+        ".globl vfork\n"
+        ".type vfork, @function\n"
+        "vfork:\n"
+        "    .cfi_startproc\n"
+        "    endbr64\n"
+        "    subq $8, %rsp\n" /* the call below needs a 16-byte aligned stack */
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call roar_vfork_enter\n"
+        "    addq $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    jmp *%rax\n"
+        "    .cfi_endproc\n"
+        ".size vfork, .-vfork\n");
+#elif defined(__aarch64__)
+__asm__(".text\n"
+        ".hidden roar_vfork_enter\n"
+        ".globl vfork\n"
+        ".type vfork, %function\n"
+        "vfork:\n"
+        "    .cfi_startproc\n"
+        "    stp x29, x30, [sp, #-16]!\n"
+        "    .cfi_def_cfa_offset 16\n"
+        "    .cfi_offset 29, -16\n"
+        "    .cfi_offset 30, -8\n"
+        "    mov x29, sp\n"
+        "    bl roar_vfork_enter\n"
+        "    ldp x29, x30, [sp], #16\n"
+        "    .cfi_restore 29\n"
+        "    .cfi_restore 30\n"
+        "    .cfi_def_cfa_offset 0\n"
+        "    br x0\n"
+        "    .cfi_endproc\n"
+        ".size vfork, .-vfork\n");
+#else
+/* Elsewhere vfork becomes fork (the fork-based hook). */
 EXPORT pid_t vfork(void) { return roar_vfork(); }
+#endif
 /* glibc 2.34's fork without atfork handlers. */
 EXPORT pid_t _Fork(void) { return roar__Fork(); }
 

@@ -17,7 +17,7 @@ use crate::elf;
 use crate::real;
 #[cfg(target_os = "linux")]
 use crate::real::MainFn;
-use crate::{conn, env, guard, paths, platform, sys};
+use crate::{conn, env, guard, paths, platform, sys, vfork};
 
 /// What an exec runs.
 enum Target {
@@ -77,7 +77,7 @@ fn checked(path: &[u8]) -> Option<(Vec<u8>, UntracedReason)> {
 /// shim (an exec that libc makes on behalf of a hooked call), which could
 /// not record it anyway.
 fn report_untraced(target: &Target) {
-    if !conn::active() || guard::busy() {
+    if !conn::tracing() || guard::busy() {
         return;
     }
     let saved = sys::errno();
@@ -86,6 +86,20 @@ fn report_untraced(target: &Target) {
     let Some((path, reason)) = found else {
         return;
     };
+    if vfork::in_child() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let mut cwd = paths::Cwd::new();
+            cwd.refresh();
+            let mut scratch = vec![0u8; paths::SCRATCH_LEN];
+            conn::send_from_vfork_child(&Message::Untraced {
+                path: Bytes::borrowed(paths::resolve(&cwd, &mut scratch, libc::AT_FDCWD, &path)),
+                reason,
+                t_ns: sys::now_ns(),
+            });
+        }));
+        sys::set_errno(saved);
+        return;
+    }
     observe(|st| {
         let path = paths::resolve(&st.cwd, &mut st.scratch[0], libc::AT_FDCWD, &path);
         st.out.push_now(&Message::Untraced {
@@ -134,21 +148,36 @@ fn before_spawn() {
 }
 
 /// Calls `call` with `envp`, or with a copy that carries the tracing again
-/// when the program dropped it. errno is the original's.
+/// when the program dropped it (built on this stack: see [`env::Room`]).
+/// errno is the original's.
 fn with_env<R>(envp: *const *const c_char, call: impl FnOnce(*const *const c_char) -> R) -> R {
     let saved = sys::errno();
     // SAFETY: `envp` is the caller's environment array (or environ).
-    let repaired = catch_unwind(AssertUnwindSafe(|| unsafe { env::repair(envp) })).unwrap_or(None);
+    let lacking = catch_unwind(AssertUnwindSafe(|| unsafe { env::lacking(envp) })).unwrap_or(None);
     sys::set_errno(saved);
-    let ret = call(repaired.as_ref().map_or(envp, env::Repaired::as_ptr));
+    let Some(lacking) = lacking else {
+        return call(envp);
+    };
+    let mut room = env::Room::new();
+    let (room, lacking) = (&mut room, &lacking);
+    let rebuilt = catch_unwind(AssertUnwindSafe(move || {
+        let room = room; // moved in: the result borrows it past the closure
+                         // SAFETY: as above; `envp` outlives the call.
+        unsafe { env::rebuilt(envp, lacking, room) }
+    }))
+    .unwrap_or(None);
+    sys::set_errno(saved);
+    let ret = call(rebuilt.as_ref().map_or(envp, env::Rebuilt::as_ptr));
     let err = sys::errno();
-    drop(repaired);
+    drop(rebuilt);
     sys::set_errno(err);
     ret
 }
 
-/// vfork becomes fork: the child then has its own memory, so the atfork
-/// handlers can safely give it its own connection.
+/// vfork as fork, where vfork cannot be kept (macOS; Linux on other
+/// processors than x86-64 and arm64; see `crate::vfork`): the child then
+/// has its own memory, so the atfork handlers can safely give it its own
+/// connection.
 #[no_mangle]
 pub unsafe extern "C" fn roar_vfork() -> pid_t {
     let Some(fork) = real::fork() else {
@@ -183,9 +212,12 @@ fn with_environ<R>(call: impl FnOnce() -> R) -> R {
     let saved = sys::errno();
     // SAFETY: reading the process's environ pointer.
     let current = unsafe { *environ };
-    // SAFETY: `current` is the process's environment array.
-    let repaired =
-        catch_unwind(AssertUnwindSafe(|| unsafe { env::repair(current) })).unwrap_or(None);
+    // SAFETY: `current` is the process's environment array, alive while
+    // the copy is in use.
+    let repaired = catch_unwind(AssertUnwindSafe(|| unsafe {
+        env::lacking(current).and_then(|lacking| env::repaired(current, &lacking))
+    }))
+    .unwrap_or(None);
     sys::set_errno(saved);
     let Some(repaired) = repaired else {
         return call();
