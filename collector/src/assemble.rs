@@ -117,7 +117,7 @@ impl Assembler {
             Input::Opened(id) => {
                 self.conns.insert(id, None);
             }
-            Input::Hello(id, hello) => self.hello(id, hello),
+            Input::Hello(id, hello) => self.hello(id, *hello),
             Input::Open(id, t_ns, path, a, fd) => {
                 let pid = self.pid_of(id)?;
                 let path = self.paths.opened(&path);
@@ -176,7 +176,7 @@ impl Assembler {
             }
             Input::Finish(id, meta, stream) => {
                 self.control.insert(id);
-                return Some((meta, stream));
+                return Some((*meta, stream));
             }
             Input::Warning(w) => {
                 if !self.warnings.contains(&w) {
@@ -509,8 +509,8 @@ mod tests {
             asm.apply(Input::Opened(id));
         }
         // The exec'd image's hello arrives before its pre-exec image's.
-        asm.apply(Input::Hello(2, hello("cat", 1, 20)));
-        asm.apply(Input::Hello(1, hello("sh", 5, 10)));
+        asm.apply(Input::Hello(2, Box::new(hello("cat", 1, 20))));
+        asm.apply(Input::Hello(1, Box::new(hello("sh", 5, 10))));
         let p = &asm.procs[&7].hello;
         assert_eq!((p.argv[0].as_slice(), p.ppid, p.t_ns), (&b"cat"[..], 5, 10));
     }
@@ -519,7 +519,7 @@ mod tests {
     fn repeated_opens_are_merged_but_keep_their_meaning() {
         let mut asm = assembler();
         asm.apply(Input::Opened(1));
-        asm.apply(Input::Hello(1, hello("python", 1, 1)));
+        asm.apply(Input::Hello(1, Box::new(hello("python", 1, 1))));
         let open = |path: &str, a: u8, t: u64| Input::Open(1, t, path.into(), a, 3);
         for t in 0..1000 {
             asm.apply(open("/project/data.csv", access::READ, 10 + t));
@@ -551,7 +551,7 @@ mod tests {
     fn closing_or_ending_a_writer_hints_its_outputs() {
         let mut asm = assembler();
         asm.apply(Input::Opened(1));
-        asm.apply(Input::Hello(1, hello("python", 1, 1)));
+        asm.apply(Input::Hello(1, Box::new(hello("python", 1, 1))));
         let w = access::WRITE | access::CREATE | access::TRUNCATE;
         asm.apply(Input::Open(1, 2, "/project/a".into(), w, 3));
         asm.apply(Input::Open(1, 3, "/project/b".into(), w, 4));

@@ -21,7 +21,9 @@ pub enum Input {
     /// Sent by the acceptor before the reader starts, so the assembler knows
     /// of every connection accepted before a later one's messages.
     Opened(ConnId),
-    Hello(ConnId, ProcessHello),
+    /// Boxed, like `Finish`: a channel slot is as large as the largest
+    /// variant, and the collector allocates thousands of slots at start.
+    Hello(ConnId, Box<ProcessHello>),
     /// A successful open: time, path, access bits, fd.
     Open(ConnId, u64, Vec<u8>, u8, i32),
     /// Any other file effect, with its time.
@@ -30,7 +32,7 @@ pub enum Input {
     Close(ConnId, i32),
     Exit(ConnId, i32),
     Untraced(ConnId, Vec<u8>, UntracedReason),
-    Finish(ConnId, JobMeta, UnixStream),
+    Finish(ConnId, Box<JobMeta>, UnixStream),
     Warning(String),
     Closed(ConnId),
 }
@@ -65,7 +67,7 @@ impl From<Hello<'_>> for ProcessHello {
 pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Option<Input> {
     let file = |t_ns, ev| Some(Input::File(id, t_ns, ev));
     match msg {
-        Message::Hello(h) => Some(Input::Hello(id, h.into())),
+        Message::Hello(h) => Some(Input::Hello(id, Box::new(h.into()))),
         Message::Open {
             path,
             access,
@@ -99,7 +101,7 @@ pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Op
         }
         Message::FinishJob(meta) => stream
             .and_then(|s| s.try_clone().ok())
-            .map(|reply| Input::Finish(id, meta, reply)),
+            .map(|reply| Input::Finish(id, Box::new(meta), reply)),
         Message::Chdir { .. } | Message::Exec { .. } => None,
     }
 }
