@@ -19,7 +19,8 @@ use roar_protocol::JobMeta;
 use crate::assemble::Assembler;
 use crate::config::Config;
 use crate::hashing::EarlyHasher;
-use crate::reader::{read_connection, ConnId, Input};
+use crate::intake::Intake;
+use crate::reader::{ConnId, Input};
 use crate::server::{
     open_store, project_settings, record, Settings, CHANNEL_CAPACITY, EARLY_HASH_WORKERS,
 };
@@ -272,20 +273,16 @@ pub fn serve_daemon(opts: &DaemonOptions) -> Result<(), String> {
     }
 
     let (tx, rx) = bounded::<Input>(CHANNEL_CAPACITY);
+    let intake =
+        Intake::new(listener, tx, None).map_err(|e| format!("cannot watch the socket: {e}"))?;
     std::thread::spawn(move || {
-        for (id, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { continue };
-            if !same_user(&stream) {
+        intake.run(|stream| {
+            let ok = same_user(stream);
+            if !ok {
                 eprintln!("roar-collector: refused a connection from another user");
-                continue;
             }
-            let id = id as ConnId;
-            if tx.send(Input::Opened(id)).is_err() {
-                return;
-            }
-            let reader_tx = tx.clone();
-            std::thread::spawn(move || read_connection(id, stream, reader_tx, None));
-        }
+            ok
+        })
     });
     let mut d = Daemon {
         opts,

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod git;
 pub mod hash;
 mod hashing;
+mod intake;
 mod intern;
 pub mod labels;
 mod pathnorm;

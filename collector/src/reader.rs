@@ -1,17 +1,12 @@
-//! One thread per connection: checks the preamble, decodes frames and
-//! forwards them to the assembler. Decoding only; no state.
+//! What the assembler learns from the connections ([`crate::intake`] reads
+//! them, [`crate::spool`] replays them): decoded messages as inputs.
 
-use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
 
-use crossbeam_channel::Sender;
-use roar_protocol::{
-    check_preamble, decode, read_frame, FrameError, Hello, JobMeta, Message, UntracedReason,
-};
+use roar_protocol::{Hello, JobMeta, Message, UntracedReason};
 
 use crate::classify::FileEvent;
 use crate::pathnorm::normalize;
-use crate::spool::Spool;
 
 pub type ConnId = u64;
 
@@ -104,55 +99,4 @@ pub fn to_input(id: ConnId, msg: Message<'_>, stream: Option<&UnixStream>) -> Op
             .map(|reply| Input::Finish(id, Box::new(meta), reply)),
         Message::Chdir { .. } | Message::Exec { .. } => None,
     }
-}
-
-/// A batch of spooled frames is written at least this often (bytes).
-const SPOOL_BATCH_MAX: usize = 64 * 1024;
-
-pub fn read_connection(id: ConnId, stream: UnixStream, tx: Sender<Input>, spool: Option<Spool>) {
-    let warn = |msg: String| {
-        eprintln!("roar-collector: {msg}");
-        let _ = tx.send(Input::Warning(msg));
-    };
-    let mut r = BufReader::with_capacity(64 * 1024, &stream);
-    let mut preamble = [0u8; roar_protocol::PREAMBLE_LEN];
-    if r.read_exact(&mut preamble).is_ok() {
-        match check_preamble(&preamble) {
-            Ok(()) => {
-                let mut buf = Vec::new();
-                let mut copy = spool.map(|s| s.batch(id));
-                loop {
-                    let frame = read_frame(&mut r, &mut buf);
-                    if let (Ok(true), Some(batch)) = (&frame, copy.as_mut()) {
-                        batch.frame(&buf);
-                        if r.buffer().is_empty() || batch.pending() >= SPOOL_BATCH_MAX {
-                            if let Err(e) = batch.flush() {
-                                eprintln!("roar-collector: spool write failed, spool dropped: {e}");
-                                copy = None;
-                            }
-                        }
-                    }
-                    match frame {
-                        Ok(false) => break,
-                        Ok(true) => match decode::<Message>(&buf) {
-                            Ok(msg) => {
-                                if let Some(input) = to_input(id, msg, Some(&stream)) {
-                                    if tx.send(input).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(e) => eprintln!("roar-collector: connection {id}: dropped {e}"),
-                        },
-                        Err(e @ FrameError::TooLong(_)) => {
-                            eprintln!("roar-collector: connection {id}: dropped {e}")
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Err(e) => warn(format!("connection {id} refused: {e}")),
-        }
-    }
-    let _ = tx.send(Input::Closed(id));
 }

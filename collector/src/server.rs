@@ -14,7 +14,8 @@ use crate::assemble::Assembler;
 use crate::config::Config;
 use crate::filter::Filter;
 use crate::hashing::{hash_job, EarlyHasher, EarlyHashes, Progress};
-use crate::reader::{read_connection, Input};
+use crate::intake::Intake;
+use crate::reader::Input;
 use crate::spool::Spool;
 use crate::store::{Job, Store};
 use crate::writer::Writer;
@@ -212,18 +213,9 @@ pub fn serve_one_job(opts: &Options) -> Result<(), String> {
                 None
             }
         });
-    std::thread::spawn(move || {
-        for (id, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { continue };
-            let id = id as u64;
-            if acceptor_tx.send(Input::Opened(id)).is_err() {
-                return;
-            }
-            let reader_tx = acceptor_tx.clone();
-            let spool = spool.clone();
-            std::thread::spawn(move || read_connection(id, stream, reader_tx, spool));
-        }
-    });
+    let intake = Intake::new(listener, acceptor_tx, spool)
+        .map_err(|e| format!("cannot watch {}: {e}", opts.socket.display()))?;
+    std::thread::spawn(move || intake.run(|_| true));
     drop(tx);
     println!("ready");
     let _ = std::io::stdout().flush();

@@ -121,6 +121,38 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<bool, FrameEr
     Ok(true)
 }
 
+/// What the start of a buffer holds, for readers that cannot block.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Not a whole frame yet.
+    Partial,
+    /// A whole frame, `end` bytes long; its payload is `buf[FRAME_PREFIX..end]`.
+    Frame { end: usize },
+    /// A frame longer than [`MAX_FRAME_LEN`] starts here: its prefix and
+    /// then `len` payload bytes are to be skipped.
+    TooLong(usize),
+}
+
+/// Bytes of the length prefix before every frame's payload.
+pub const FRAME_PREFIX: usize = LEN_PREFIX;
+
+/// Finds the frame at the start of `buf`, the framing [`read_frame`] reads.
+pub fn cut_frame(buf: &[u8]) -> Cut {
+    let Some(prefix) = buf.get(..LEN_PREFIX) else {
+        return Cut::Partial;
+    };
+    let len = u32::from_le_bytes(prefix.try_into().expect("four bytes")) as usize;
+    if len > MAX_FRAME_LEN {
+        return Cut::TooLong(len);
+    }
+    if buf.len() < LEN_PREFIX + len {
+        return Cut::Partial;
+    }
+    Cut::Frame {
+        end: LEN_PREFIX + len,
+    }
+}
+
 /// Decodes a payload read by [`read_frame`]; byte fields borrow from it.
 pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, FrameError> {
     let (msg, used) = bincode::serde::borrow_decode_from_slice(payload, config())
@@ -136,6 +168,20 @@ pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, FrameError
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frames_are_cut_as_they_are_read() {
+        let frame = encode(&7u32).unwrap();
+        let mut buf = frame.clone();
+        buf.extend_from_slice(&frame[..2]);
+        assert_eq!(cut_frame(&buf[..3]), Cut::Partial);
+        assert_eq!(cut_frame(&buf[..frame.len() - 1]), Cut::Partial);
+        assert_eq!(cut_frame(&buf), Cut::Frame { end: frame.len() });
+        assert_eq!(decode::<u32>(&buf[FRAME_PREFIX..frame.len()]).unwrap(), 7);
+        assert_eq!(cut_frame(&buf[frame.len()..]), Cut::Partial);
+        let huge = ((MAX_FRAME_LEN + 1) as u32).to_le_bytes();
+        assert_eq!(cut_frame(&huge), Cut::TooLong(MAX_FRAME_LEN + 1));
+    }
+
     use super::*;
     use crate::{access, Bytes, Message};
 

@@ -13,7 +13,8 @@ mod message;
 pub mod sip;
 
 pub use frame::{
-    check_preamble, decode, encode, encode_into, preamble, read_frame, FrameError, PREAMBLE_LEN,
+    check_preamble, cut_frame, decode, encode, encode_into, preamble, read_frame, Cut, FrameError,
+    FRAME_PREFIX, PREAMBLE_LEN,
 };
 pub use message::{access, Bytes, GitInfo, Hello, JobMeta, Message, Reply, UntracedReason};
 
