@@ -60,7 +60,12 @@ impl EarlyHasher {
                     let store = Store::open(&db).ok();
                     let cached =
                         |k: &FileKey| store.as_ref().and_then(|s| s.cached_hash(k).ok().flatten());
-                    for hint in std::iter::once(first).chain(rx) {
+                    // Lookups in one read transaction per burst of hints.
+                    let mut batch = None;
+                    for hint in std::iter::once(first).chain(rx.iter()) {
+                        if batch.is_none() {
+                            batch = store.as_ref().map(Store::reading);
+                        }
                         lock(&waiting).remove(&hint);
                         let (path, role) = match &hint {
                             HashHint::Input(p) => (p, Role::Input),
@@ -79,6 +84,9 @@ impl EarlyHasher {
                                 Role::Output => &mut done.outputs,
                             };
                             by_path.insert(path.clone(), h);
+                        }
+                        if rx.is_empty() {
+                            batch = None;
                         }
                     }
                 })
@@ -224,7 +232,12 @@ pub fn hash_job(
         };
         report(now);
     };
+    // All the lookups in one read transaction (see Store::reading).
+    let batched = lock(&store).begin_reads();
     let mut late_results = hash_all(&late, &lookup, &done).into_iter();
+    if batched {
+        lock(&store).end_reads();
+    }
     for r in results.iter_mut().filter(|r| r.is_none()) {
         *r = late_results.next();
     }
