@@ -321,3 +321,21 @@ fn two_thousand_short_processes_are_all_recorded() {
         .iter()
         .all(|pr| pr["detached"] == false));
 }
+
+/// roar's own programs started inside a traced job (a nested `roar`) are
+/// not traced: known by the name they were started by.
+#[test]
+fn roars_own_programs_are_not_traced() {
+    let p = Project::new();
+    let inner = format!("{} log > /dev/null", roar_exe().display());
+    p.run_ok(&["sh", "-c", &inner]);
+    let job = p.json(&["show", "@1"]);
+    let exes: Vec<String> = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pr| pr["exe"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exes.iter().any(|e| e.ends_with("sh")), "{exes:?}");
+    assert!(!exes.iter().any(|e| e.ends_with("/roar")), "{exes:?}");
+}

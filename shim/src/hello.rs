@@ -50,12 +50,13 @@ pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
 }
 
 /// roar's own programs are never traced, even when started inside a traced
-/// job (a nested `roar run`, a launcher starting the collector).
+/// job (a nested `roar run`, a launcher starting the collector). Known by
+/// the name they were started by, which costs no system call.
 pub fn is_roar_itself() -> bool {
-    IDENTITY.get().is_some_and(|id| {
-        let name = id.exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
-        name == b"roar" || name == b"roar-collector"
-    })
+    let mut name = [0u8; paths::PATH_MAX];
+    let n = platform::program_name(&mut name);
+    let base = name[..n].rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+    base == b"roar" || base == b"roar-collector"
 }
 
 /// The preamble followed by a Hello frame for the calling process, ready to

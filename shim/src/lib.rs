@@ -77,8 +77,6 @@ pub unsafe extern "C" fn roar_init(
         // macOS needs no resolving: dyld bound the originals at load.
         #[cfg(target_os = "linux")]
         real::resolve_all();
-        // SAFETY: the loader passes argc and the matching argv array.
-        unsafe { hello::capture(argc, argv) };
         // roar's own programs stay untraced and pass no tracing on: no
         // snapshot means no environment repair either.
         if hello::is_roar_itself() {
@@ -92,6 +90,10 @@ pub unsafe extern "C" fn roar_init(
             }
             return;
         };
+        // Only a traced process needs its identity (exe, argv): a passive
+        // one is spared the /proc/self/exe lookup (~25 µs per process).
+        // SAFETY: the loader passes argc and the matching argv array.
+        unsafe { hello::capture(argc, argv) };
         let mut started = conn::start();
         if let (Err(_), Some((root, env))) = (started, &snap.launcher) {
             // Nobody answers for this project yet: start its collector.

@@ -70,6 +70,22 @@ pub fn exe_path(out: &mut [u8]) -> usize {
     sys::readlink(b"/proc/self/exe\0", out)
 }
 
+/// The path the program was started by (as given to exec: maybe relative,
+/// maybe a symlink or a script) into `out`; the length, or 0.
+pub fn program_name(out: &mut [u8]) -> usize {
+    // SAFETY: getauxval reads the auxiliary vector; AT_EXECFN is the
+    // address of a NUL-terminated string there, or 0.
+    let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: non-NULL, NUL-terminated, alive for the whole process.
+    let name = unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes();
+    let n = name.len().min(out.len());
+    out[..n].copy_from_slice(&name[..n]);
+    n
+}
+
 mod glibc {
     use libc::c_char;
 

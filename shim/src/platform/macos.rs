@@ -111,6 +111,11 @@ pub fn exe_path(out: &mut [u8]) -> usize {
     n
 }
 
+/// The program's path, for [`crate::hello::is_roar_itself`].
+pub fn program_name(out: &mut [u8]) -> usize {
+    exe_path(out)
+}
+
 /// The address of the process's `environ` variable. A dylib cannot name the
 /// main program's `environ`; `_NSGetEnviron` is the documented way (and the
 /// one libSystem's own `execvp`, `system` and `popen` read).
