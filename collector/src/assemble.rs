@@ -189,6 +189,7 @@ impl Assembler {
     }
 
     fn hello(&mut self, id: ConnId, hello: ProcessHello) {
+        crate::python::prefetch(&hello.exe);
         let pid = hello.pid;
         self.conns.insert(id, Some(pid));
         let proc = self.procs.entry(pid).or_insert_with(|| Proc {

@@ -7,6 +7,9 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,59 @@ fn is_python(exe: &[u8]) -> bool {
     let name = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
     name.strip_prefix(b"python")
         .is_some_and(|v| v.iter().all(|c| c.is_ascii_digit() || *c == b'.'))
+}
+
+/// An interpreter's version, asked once per collector and file: the
+/// executable's modification time is part of the key, so an upgrade in
+/// place is asked again.
+type VersionKey = (PathBuf, Option<SystemTime>);
+
+enum Probe {
+    Asking(JoinHandle<Option<String>>),
+    Known(Option<String>),
+}
+
+fn probes() -> &'static Mutex<HashMap<VersionKey, Arc<Mutex<Probe>>>> {
+    static PROBES: OnceLock<Mutex<HashMap<VersionKey, Arc<Mutex<Probe>>>>> = OnceLock::new();
+    PROBES.get_or_init(Default::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The probe of `exe`, started now if it is new (`python --version` takes
+/// 10-20 ms: started when the interpreter says hello, it is answered long
+/// before the job ends instead of delaying the end).
+fn probe(exe: &Path) -> Arc<Mutex<Probe>> {
+    let mtime = std::fs::metadata(exe).and_then(|m| m.modified()).ok();
+    let mut all = lock(probes());
+    all.entry((exe.to_path_buf(), mtime))
+        .or_insert_with(|| {
+            let exe = exe.to_path_buf();
+            Arc::new(Mutex::new(Probe::Asking(std::thread::spawn(move || {
+                version_of(&exe)
+            }))))
+        })
+        .clone()
+}
+
+/// Starts asking the version of `exe` when it is a Python interpreter.
+pub fn prefetch(exe: &[u8]) {
+    if is_python(exe) {
+        probe(Path::new(OsStr::from_bytes(exe)));
+    }
+}
+
+fn version(exe: &Path) -> Option<String> {
+    let probe = probe(exe);
+    let mut p = lock(&probe);
+    let known = match std::mem::replace(&mut *p, Probe::Known(None)) {
+        Probe::Asking(handle) => handle.join().unwrap_or(None),
+        Probe::Known(v) => v,
+    };
+    *p = Probe::Known(known.clone());
+    known
 }
 
 /// `python --version` (stdout on Python 3, stderr on Python 2).
@@ -147,7 +203,7 @@ pub fn runtime(package_reads: &[Vec<u8>], exes: &[Vec<u8>]) -> Runtime {
             let path = Path::new(OsStr::from_bytes(e));
             Interpreter {
                 path: path.to_string_lossy().into_owned(),
-                version: version_of(path),
+                version: version(path),
             }
         })
         .collect();
