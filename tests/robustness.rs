@@ -349,3 +349,40 @@ int main(void) {
     let log = std::fs::read_to_string(p.file(".roar/collector.log")).unwrap_or_default();
     assert!(!log.contains("undecodable"), "interleaved frames: {log}");
 }
+
+/// More processes at once than the collector has fds: connections wait in
+/// the socket's backlog and are taken as others end, so the job finishes
+/// with every process and its writes recorded.
+#[test]
+fn a_collector_short_of_fds_still_records_every_process() {
+    let p = Project::new();
+    p.write(
+        "crowd.sh",
+        "for i in $(seq 60); do sleep 1 & done\nsleep 0.3\necho x > late.txt\nwait\n",
+    );
+    let script = format!(
+        "ulimit -n 40 && exec timeout -s KILL 60 {} run -q sh crowd.sh",
+        roar_exe().display()
+    );
+    let out = clean(&mut Command::new("sh"))
+        .args(["-c", &script])
+        .current_dir(p.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(p.file(".roar/collector.log")).unwrap_or_default();
+    assert!(
+        log.contains("Too many open files"),
+        "the fd limit was reached: {log}"
+    );
+    let job = p.json(&["show", "@1"]);
+    let sleeps = job["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pr| pr["exe"].as_str().unwrap().ends_with("/sleep"))
+        .count();
+    assert_eq!(sleeps, 61);
+    entry(&job, "outputs", &p.file("late.txt"));
+}

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use mio::unix::SourceFd;
@@ -27,6 +28,11 @@ use crate::spool::{Batch, Spool};
 const LISTENER: Token = Token(usize::MAX);
 /// Bytes read from one connection before the others get their turn.
 const TURN_BYTES: usize = 256 * 1024;
+/// How often accepting is retried while the fd limit refuses it: the
+/// listener is edge-triggered, so no new event would say to try again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(20);
+/// A connection's buffer is given back when it is emptied above this size.
+const KEEP_BUFFER: usize = 64 * 1024;
 
 struct Conn {
     stream: UnixStream,
@@ -65,6 +71,9 @@ pub struct Intake {
     conns: HashMap<ConnId, Conn>,
     ready: VecDeque<ConnId>,
     next_id: ConnId,
+    /// The last accept failed for want of fds; connections wait in the
+    /// backlog until one is freed.
+    accept_blocked: bool,
     tx: Sender<Input>,
     spool: Option<Spool>,
     scratch: Vec<u8>,
@@ -90,6 +99,7 @@ impl Intake {
             conns: HashMap::new(),
             ready: VecDeque::new(),
             next_id: 0,
+            accept_blocked: false,
             tx,
             spool,
             scratch: vec![0; 64 * 1024],
@@ -100,10 +110,12 @@ impl Intake {
     pub fn run(mut self, admit: impl Fn(&UnixStream) -> bool) {
         let mut events = Events::with_capacity(256);
         loop {
-            let wait = if self.ready.is_empty() {
-                None
+            let wait = if !self.ready.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.accept_blocked {
+                Some(ACCEPT_RETRY)
             } else {
-                Some(std::time::Duration::ZERO)
+                None
             };
             if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -129,6 +141,9 @@ impl Intake {
                     return;
                 }
             }
+            if self.accept_blocked && !self.accept(&admit) {
+                return;
+            }
         }
     }
 
@@ -146,11 +161,18 @@ impl Intake {
         loop {
             let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.accept_blocked = false;
+                    return true;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // Out of fds, most likely: those waiting stay queued.
-                    eprintln!("roar-collector: cannot accept a connection: {e}");
+                    // Out of fds, most likely: those waiting stay queued
+                    // and are tried again as connections end.
+                    if !self.accept_blocked {
+                        eprintln!("roar-collector: cannot accept a connection yet: {e}");
+                    }
+                    self.accept_blocked = true;
                     return true;
                 }
             };
@@ -323,5 +345,8 @@ fn cut(conn: &mut Conn, id: ConnId, tx: &Sender<Input>) -> Result<Cutting, ()> {
         }
     };
     conn.pending.drain(..at);
+    if conn.pending.is_empty() && conn.pending.capacity() > KEEP_BUFFER {
+        conn.pending = Vec::new();
+    }
     Ok(verdict)
 }

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_fd_limit();
     let served = match &opts {
         Mode::OneJob(o) => serve_one_job(o),
         Mode::Daemon(o) => serve_daemon(o).inspect_err(|e| {
@@ -82,6 +83,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("roar-collector: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every traced process holds a connection (an fd here) while it runs: the
+/// soft limit (often 1,024) is raised to the hard one, as far as it goes.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
 }
