@@ -327,7 +327,10 @@ impl Rebuilt<'_> {
     }
 }
 
-/// A copy of `envp` with what it lacks put back, in `room` when it fits.
+/// A copy of `envp` with what it lacks put back, in `room` when it fits,
+/// else on the heap when `heap_ok`. (A vfork child passes false: what it
+/// allocates and execs away from stays in its parent's heap. Its exec then
+/// gets the environment as it was.)
 ///
 /// # Safety
 /// `envp` as for [`entries`], alive as long as the result.
@@ -335,8 +338,12 @@ pub unsafe fn rebuilt<'r>(
     envp: *const *const c_char,
     lacking: &Lacking,
     room: &'r mut Room,
+    heap_ok: bool,
 ) -> Option<Rebuilt<'r>> {
     let snap = get()?;
+    // SAFETY: forwarded contract.
+    let on_heap = || unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
+    let on_heap = || if heap_ok { on_heap() } else { None };
     let mut used = 0;
     let mut added = [std::ptr::null::<c_char>(); 3];
     let mut n_added = 0;
@@ -348,8 +355,7 @@ pub unsafe fn rebuilt<'r>(
             .chain([&b"\0"[..]])
         {
             let Some(dst) = room.text.get_mut(used..used + part.len()) else {
-                // SAFETY: forwarded contract.
-                return unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
+                return on_heap();
             };
             dst.copy_from_slice(part);
             used += part.len();
@@ -371,8 +377,7 @@ pub unsafe fn rebuilt<'r>(
     };
     // The added entries and the closing NULL (the room came zeroed).
     if !fits || n + n_added >= ROOM_PTRS {
-        // SAFETY: forwarded contract.
-        return unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
+        return on_heap();
     }
     room.ptrs[n..n + n_added].copy_from_slice(&added[..n_added]);
     Some(Rebuilt::InRoom(room))

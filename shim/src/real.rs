@@ -102,7 +102,6 @@ originals! {
     dup2: unsafe extern "C" fn(c_int, c_int) -> c_int;
     dup3: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
     fork: unsafe extern "C" fn() -> pid_t;
-    vfork: unsafe extern "C" fn() -> pid_t;
     _Fork: unsafe extern "C" fn() -> pid_t;
     system: unsafe extern "C" fn(*const c_char) -> c_int;
     popen: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;

@@ -3,10 +3,12 @@
 //! children copy the parent's page tables and fault in what it touched
 //! before exec (perf: the shell's kernel time more than doubled).
 //!
-//! The exported `vfork` (c/exports.c) is a few instructions of assembly: it
-//! calls [`roar_vfork_enter`] and jumps to libc's vfork with the caller's
-//! own return address, as a vfork wrapper must (the child returns through
-//! the parent's stack frame, so no frame of ours may sit in between).
+//! The exported `vfork` (c/exports.c, x86-64) is a few instructions of
+//! assembly: it calls [`roar_vfork_enter`], makes the system call with the
+//! caller's return address in a register, as glibc's vfork does (the child
+//! returns through the parent's stack frame, so no frame of ours may sit in
+//! between), and in the parent calls [`roar_vfork_leave`]. Elsewhere vfork
+//! still becomes fork.
 //!
 //! The child then runs on the parent's memory, this thread's
 //! thread-locals included, until it execs or exits. Everything the shim
@@ -41,40 +43,44 @@ pub fn set_owner() {
     CALLED.with(|c| c.set(false));
 }
 
-/// Called by the exported `vfork` before it jumps to libc's: marks the
-/// thread and returns the address to jump to (the fork-based hook if libc
-/// had no vfork).
-#[cfg(target_os = "linux")]
+/// Called by the exported `vfork` (x86-64 Linux) before its system call:
+/// marks the thread.
 #[no_mangle]
-pub extern "C" fn roar_vfork_enter() -> usize {
+pub extern "C" fn roar_vfork_enter() {
     if crate::conn::tracing() {
         EVER.store(true, Ordering::Relaxed);
         CALLED.with(|c| c.set(true));
     }
-    let fork_hook: unsafe extern "C" fn() -> libc::pid_t = crate::hooks::process::roar_vfork;
-    match crate::real::vfork() {
-        Some(vfork) => vfork as usize,
-        None => fork_hook as usize,
+}
+
+/// Called by the exported `vfork` in the parent once the system call
+/// returned (the child has exec'd or exited by then), or after it failed:
+/// clears the mark and turns `-errno` into errno. A vfork child whose own
+/// vfork returned keeps the mark: it still runs on its parent's memory.
+#[no_mangle]
+pub extern "C" fn roar_vfork_leave(ret: libc::c_long) -> libc::c_long {
+    CALLED.with(|c| {
+        // SAFETY: plain getpid call.
+        if c.get() && unsafe { libc::getpid() } == OWNER.load(Ordering::Relaxed) {
+            c.set(false);
+        }
+    });
+    if (-4095..0).contains(&ret) {
+        crate::sys::set_errno(-ret as libc::c_int);
+        return -1;
     }
+    ret
 }
 
 /// Whether this is the child of a vfork, still sharing its parent's memory.
-/// Costs one thread-local read, plus a getpid on the first hook after a
-/// vfork on this thread (where the parent, resumed, clears the mark).
+/// Costs one atomic read until this process first vforks while tracing;
+/// then a thread-local read, plus a getpid between a vfork's start and its
+/// return in the parent (the window the child runs in).
 #[inline]
 pub fn in_child() -> bool {
     if !EVER.load(Ordering::Relaxed) {
         return false;
     }
-    CALLED.with(|c| {
-        if !c.get() {
-            return false;
-        }
-        // SAFETY: plain getpid call (a system call: glibc caches no pid).
-        if unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed) {
-            return true;
-        }
-        c.set(false);
-        false
-    })
+    // SAFETY: plain getpid call (a system call: glibc caches no pid).
+    CALLED.with(|c| c.get()) && unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed)
 }

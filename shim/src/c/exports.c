@@ -246,15 +246,24 @@ EXPORT int dup3(int oldfd, int newfd, int flags) { return roar_dup3(oldfd, newfd
 /* ---- processes ------------------------------------------------------------ */
 
 /*
- * vfork stays vfork (see src/vfork.rs). A C wrapper cannot call it: the
- * child would return through, and clobber, the wrapper's frame, which the
- * parent then returns through. So vfork marks the thread and jumps to libc's
- * vfork with the caller's return address still on top of the stack.
+ * vfork stays vfork on x86-64 (see src/vfork.rs). A C wrapper cannot call
+ * it: the child would return through, and clobber, the wrapper's frame,
+ * which the parent then returns through. So vfork is assembly that marks
+ * the thread, makes the system call itself with the return address kept in
+ * a register (as glibc's own vfork does), returns at once in the child, and
+ * in the parent (or on failure) lets roar_vfork_leave clear the mark and set
+ * errno. The mark is cleared only there, after the call returned: a signal
+ * handler running hooks before the call cannot clear it too early.
  */
-RUST unsigned long roar_vfork_enter(void);
+RUST void roar_vfork_enter(void);
+RUST long roar_vfork_leave(long ret);
 #if defined(__x86_64__)
-__asm__(".text\n"
+#include <sys/syscall.h>
+_Static_assert(SYS_vfork == 58, "the assembly below names vfork's number");
+__asm__(".pushsection .text\n"
         ".hidden roar_vfork_enter\n"
+        ".hidden roar_vfork_leave\n"
+        ".hidden roar_vfork\n"
         ".globl vfork\n"
         ".type vfork, @function\n"
         "vfork:\n"
@@ -265,31 +274,30 @@ __asm__(".text\n"
         "    call roar_vfork_enter\n"
         "    addq $8, %rsp\n"
         "    .cfi_adjust_cfa_offset -8\n"
-        "    jmp *%rax\n"
+        /* The return address leaves the stack: the child may overwrite it. */
+        "    popq %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    .cfi_register %rip, %rdi\n"
+        "    movl $58, %eax\n" /* SYS_vfork */
+        "    syscall\n"
+        "    pushq %rdi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    .cfi_rel_offset %rip, 0\n"
+        "    testq %rax, %rax\n"
+        "    jz 1f\n" /* the child: 0, at once, touching nothing */
+        "    pushq %rax\n" /* aligns the stack for the call */
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    movq %rax, %rdi\n"
+        "    call roar_vfork_leave\n"
+        "    addq $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "1:  ret\n"
         "    .cfi_endproc\n"
-        ".size vfork, .-vfork\n");
-#elif defined(__aarch64__)
-__asm__(".text\n"
-        ".hidden roar_vfork_enter\n"
-        ".globl vfork\n"
-        ".type vfork, %function\n"
-        "vfork:\n"
-        "    .cfi_startproc\n"
-        "    stp x29, x30, [sp, #-16]!\n"
-        "    .cfi_def_cfa_offset 16\n"
-        "    .cfi_offset 29, -16\n"
-        "    .cfi_offset 30, -8\n"
-        "    mov x29, sp\n"
-        "    bl roar_vfork_enter\n"
-        "    ldp x29, x30, [sp], #16\n"
-        "    .cfi_restore 29\n"
-        "    .cfi_restore 30\n"
-        "    .cfi_def_cfa_offset 0\n"
-        "    br x0\n"
-        "    .cfi_endproc\n"
-        ".size vfork, .-vfork\n");
+        ".size vfork, .-vfork\n"
+        ".popsection\n");
 #else
-/* Elsewhere vfork becomes fork (the fork-based hook). */
+/* Elsewhere vfork becomes fork (the fork-based hook): the assembly above has
+ * not been run on other processors yet. */
 EXPORT pid_t vfork(void) { return roar_vfork(); }
 #endif
 /* glibc 2.34's fork without atfork handlers. */

@@ -160,10 +160,12 @@ fn with_env<R>(envp: *const *const c_char, call: impl FnOnce(*const *const c_cha
     };
     let mut room = env::Room::new();
     let (room, lacking) = (&mut room, &lacking);
+    let heap_ok = !vfork::in_child();
     let rebuilt = catch_unwind(AssertUnwindSafe(move || {
-        let room = room; // moved in: the result borrows it past the closure
-                         // SAFETY: as above; `envp` outlives the call.
-        unsafe { env::rebuilt(envp, lacking, room) }
+        // Moved in: the result borrows the room past the closure.
+        let room = room;
+        // SAFETY: as above; `envp` outlives the call.
+        unsafe { env::rebuilt(envp, lacking, room, heap_ok) }
     }))
     .unwrap_or(None);
     sys::set_errno(saved);
@@ -208,6 +210,10 @@ pub unsafe extern "C" fn roar__Fork() -> pid_t {
 /// program scrubbed its own. The program's `environ` is back in place
 /// afterwards.
 fn with_environ<R>(call: impl FnOnce() -> R) -> R {
+    if vfork::in_child() {
+        // The process's `environ` is the parent's: left alone.
+        return call();
+    }
     let environ = platform::environ();
     let saved = sys::errno();
     // SAFETY: reading the process's environ pointer.
