@@ -454,8 +454,10 @@ extern "C" fn after_fork_child() {
         // SAFETY: the child is single-threaded here.
         let st = unsafe { state_mut() };
         let was_active = tracing();
-        if st.out.fd >= 0 {
-            // The child's copy of the parent's socket: never written on.
+        // The child's copy of the parent's socket: never written on. Closed
+        // only if the number still names it (a fork made by a vfork child,
+        // which may have reused the number, finds a program's fd there).
+        if st.out.fd >= 0 && sys::inode(st.out.fd) == Some(st.out.ino) {
             sys::close(st.out.fd);
         }
         st.out.die(false);
