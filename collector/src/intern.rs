@@ -40,7 +40,11 @@ impl PathTable {
         }
         let id = PathId::try_from(self.names.len()).expect("fewer than 2^32 distinct paths");
         let name: Arc<[u8]> = path.into();
-        self.verdicts.push(self.filter.drop_reason(path));
+        let verdict = self.filter.drop_reason(path);
+        if verdict == Some("package") {
+            crate::python::prefetch_site(path);
+        }
+        self.verdicts.push(verdict);
         self.names.push(name.clone());
         self.ids.insert(name, id);
         id

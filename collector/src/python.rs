@@ -92,6 +92,55 @@ fn version(exe: &Path) -> Option<String> {
     known
 }
 
+/// A site-packages directory's index, read once per collector and
+/// modification time of the directory (an install or removal changes it).
+/// Reading every dist-info's METADATA and RECORD takes ~10 ms on an
+/// ordinary environment: started at the job's first read there, it is ready
+/// before the job ends.
+type SiteKey = (PathBuf, Option<SystemTime>);
+type SiteIndex = Arc<HashMap<String, Distribution>>;
+
+enum SiteProbe {
+    Reading(JoinHandle<SiteIndex>),
+    Read(SiteIndex),
+}
+
+fn site_probes() -> &'static Mutex<HashMap<SiteKey, Arc<Mutex<SiteProbe>>>> {
+    static PROBES: OnceLock<Mutex<HashMap<SiteKey, Arc<Mutex<SiteProbe>>>>> = OnceLock::new();
+    PROBES.get_or_init(Default::default)
+}
+
+fn site_probe(site: &Path) -> Arc<Mutex<SiteProbe>> {
+    let mtime = std::fs::metadata(site).and_then(|m| m.modified()).ok();
+    let mut all = lock(site_probes());
+    all.entry((site.to_path_buf(), mtime))
+        .or_insert_with(|| {
+            let site = site.to_path_buf();
+            Arc::new(Mutex::new(SiteProbe::Reading(std::thread::spawn(
+                move || Arc::new(index_site(&site)),
+            ))))
+        })
+        .clone()
+}
+
+/// Starts reading the index of the site-packages directory `path` is in.
+pub fn prefetch_site(path: &[u8]) {
+    if let Some((site, _)) = site_and_top(Path::new(OsStr::from_bytes(path))) {
+        site_probe(&site);
+    }
+}
+
+fn site_index(site: &Path) -> SiteIndex {
+    let probe = site_probe(site);
+    let mut p = lock(&probe);
+    let index = match std::mem::replace(&mut *p, SiteProbe::Read(Arc::default())) {
+        SiteProbe::Reading(handle) => handle.join().unwrap_or_default(),
+        SiteProbe::Read(index) => index,
+    };
+    *p = SiteProbe::Read(index.clone());
+    index
+}
+
 /// `python --version` (stdout on Python 3, stderr on Python 2).
 fn version_of(exe: &Path) -> Option<String> {
     let out = Command::new(exe)
@@ -215,7 +264,7 @@ pub fn runtime(package_reads: &[Vec<u8>], exes: &[Vec<u8>]) -> Runtime {
     }
     let mut distributions = BTreeSet::new();
     for (site, tops) in by_site {
-        let index = index_site(&site);
+        let index = site_index(&site);
         for top in tops {
             if let Some(d) = index.get(&top).or_else(|| index.get(module_of(&top))) {
                 distributions.insert(d.clone());
