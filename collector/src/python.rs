@@ -39,106 +39,92 @@ fn is_python(exe: &[u8]) -> bool {
         .is_some_and(|v| v.iter().all(|c| c.is_ascii_digit() || *c == b'.'))
 }
 
-/// An interpreter's version, asked once per collector and file: the
-/// executable's modification time is part of the key, so an upgrade in
-/// place is asked again.
-type VersionKey = (PathBuf, Option<SystemTime>);
-
-enum Probe {
-    Asking(JoinHandle<Option<String>>),
-    Known(Option<String>),
+/// Values read from a file or directory once per collector, on a thread
+/// of their own started by the first ask, so that asking early (when an
+/// interpreter says hello, at a job's first package read) has the answer
+/// ready by the job's end. The modification time is part of the key: an
+/// upgrade or an install is read again.
+struct Background<T> {
+    slots: Mutex<HashMap<FileVersion, Arc<Mutex<Slot<T>>>>>,
 }
 
-fn probes() -> &'static Mutex<HashMap<VersionKey, Arc<Mutex<Probe>>>> {
-    static PROBES: OnceLock<Mutex<HashMap<VersionKey, Arc<Mutex<Probe>>>>> = OnceLock::new();
-    PROBES.get_or_init(Default::default)
+/// A path and its modification time.
+type FileVersion = (PathBuf, Option<SystemTime>);
+
+/// A site-packages index: top-level module or package to distribution.
+type SiteIndex = Arc<HashMap<String, Distribution>>;
+
+enum Slot<T> {
+    Running(JoinHandle<T>),
+    Done(T),
+}
+
+impl<T: Clone + Default + Send + 'static> Background<T> {
+    fn new() -> Self {
+        Background {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slot of `path`, its reading started now if it is new.
+    fn start(&self, path: &Path, read: fn(&Path) -> T) -> Arc<Mutex<Slot<T>>> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        lock(&self.slots)
+            .entry((path.to_path_buf(), mtime))
+            .or_insert_with(|| {
+                let path = path.to_path_buf();
+                let reading = std::thread::spawn(move || read(&path));
+                Arc::new(Mutex::new(Slot::Running(reading)))
+            })
+            .clone()
+    }
+
+    /// The value for `path`, waiting for its reading if need be.
+    fn get(&self, path: &Path, read: fn(&Path) -> T) -> T {
+        let slot = self.start(path, read);
+        let mut slot = lock(&slot);
+        let value = match std::mem::replace(&mut *slot, Slot::Done(T::default())) {
+            Slot::Running(reading) => reading.join().unwrap_or_default(),
+            Slot::Done(value) => value,
+        };
+        *slot = Slot::Done(value.clone());
+        value
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The probe of `exe`, started now if it is new (`python --version` takes
-/// 10-20 ms: started when the interpreter says hello, it is answered long
-/// before the job ends instead of delaying the end).
-fn probe(exe: &Path) -> Arc<Mutex<Probe>> {
-    let mtime = std::fs::metadata(exe).and_then(|m| m.modified()).ok();
-    let mut all = lock(probes());
-    all.entry((exe.to_path_buf(), mtime))
-        .or_insert_with(|| {
-            let exe = exe.to_path_buf();
-            Arc::new(Mutex::new(Probe::Asking(std::thread::spawn(move || {
-                version_of(&exe)
-            }))))
-        })
-        .clone()
+/// Interpreter versions (`python --version` takes 10-20 ms).
+fn versions() -> &'static Background<Option<String>> {
+    static VERSIONS: OnceLock<Background<Option<String>>> = OnceLock::new();
+    VERSIONS.get_or_init(Background::new)
+}
+
+/// site-packages indexes (every dist-info's METADATA and RECORD: ~10 ms on
+/// an ordinary environment).
+fn site_indexes() -> &'static Background<SiteIndex> {
+    static INDEXES: OnceLock<Background<SiteIndex>> = OnceLock::new();
+    INDEXES.get_or_init(Background::new)
+}
+
+fn read_site_index(site: &Path) -> SiteIndex {
+    Arc::new(index_site(site))
 }
 
 /// Starts asking the version of `exe` when it is a Python interpreter.
 pub fn prefetch(exe: &[u8]) {
     if is_python(exe) {
-        probe(Path::new(OsStr::from_bytes(exe)));
+        versions().start(Path::new(OsStr::from_bytes(exe)), version_of);
     }
-}
-
-fn version(exe: &Path) -> Option<String> {
-    let probe = probe(exe);
-    let mut p = lock(&probe);
-    let known = match std::mem::replace(&mut *p, Probe::Known(None)) {
-        Probe::Asking(handle) => handle.join().unwrap_or(None),
-        Probe::Known(v) => v,
-    };
-    *p = Probe::Known(known.clone());
-    known
-}
-
-/// A site-packages directory's index, read once per collector and
-/// modification time of the directory (an install or removal changes it).
-/// Reading every dist-info's METADATA and RECORD takes ~10 ms on an
-/// ordinary environment: started at the job's first read there, it is ready
-/// before the job ends.
-type SiteKey = (PathBuf, Option<SystemTime>);
-type SiteIndex = Arc<HashMap<String, Distribution>>;
-
-enum SiteProbe {
-    Reading(JoinHandle<SiteIndex>),
-    Read(SiteIndex),
-}
-
-fn site_probes() -> &'static Mutex<HashMap<SiteKey, Arc<Mutex<SiteProbe>>>> {
-    static PROBES: OnceLock<Mutex<HashMap<SiteKey, Arc<Mutex<SiteProbe>>>>> = OnceLock::new();
-    PROBES.get_or_init(Default::default)
-}
-
-fn site_probe(site: &Path) -> Arc<Mutex<SiteProbe>> {
-    let mtime = std::fs::metadata(site).and_then(|m| m.modified()).ok();
-    let mut all = lock(site_probes());
-    all.entry((site.to_path_buf(), mtime))
-        .or_insert_with(|| {
-            let site = site.to_path_buf();
-            Arc::new(Mutex::new(SiteProbe::Reading(std::thread::spawn(
-                move || Arc::new(index_site(&site)),
-            ))))
-        })
-        .clone()
 }
 
 /// Starts reading the index of the site-packages directory `path` is in.
 pub fn prefetch_site(path: &[u8]) {
     if let Some((site, _)) = site_and_top(Path::new(OsStr::from_bytes(path))) {
-        site_probe(&site);
+        site_indexes().start(&site, read_site_index);
     }
-}
-
-fn site_index(site: &Path) -> SiteIndex {
-    let probe = site_probe(site);
-    let mut p = lock(&probe);
-    let index = match std::mem::replace(&mut *p, SiteProbe::Read(Arc::default())) {
-        SiteProbe::Reading(handle) => handle.join().unwrap_or_default(),
-        SiteProbe::Read(index) => index,
-    };
-    *p = SiteProbe::Read(index.clone());
-    index
 }
 
 /// `python --version` (stdout on Python 3, stderr on Python 2).
@@ -252,7 +238,7 @@ pub fn runtime(package_reads: &[Vec<u8>], exes: &[Vec<u8>]) -> Runtime {
             let path = Path::new(OsStr::from_bytes(e));
             Interpreter {
                 path: path.to_string_lossy().into_owned(),
-                version: version(path),
+                version: versions().get(path, version_of),
             }
         })
         .collect();
@@ -264,7 +250,7 @@ pub fn runtime(package_reads: &[Vec<u8>], exes: &[Vec<u8>]) -> Runtime {
     }
     let mut distributions = BTreeSet::new();
     for (site, tops) in by_site {
-        let index = site_index(&site);
+        let index = site_indexes().get(&site, read_site_index);
         for top in tops {
             if let Some(d) = index.get(&top).or_else(|| index.get(module_of(&top))) {
                 distributions.insert(d.clone());

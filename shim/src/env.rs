@@ -341,9 +341,12 @@ pub unsafe fn rebuilt<'r>(
     heap_ok: bool,
 ) -> Option<Rebuilt<'r>> {
     let snap = get()?;
-    // SAFETY: forwarded contract.
-    let on_heap = || unsafe { repaired(envp, lacking) }.map(Rebuilt::Heap);
-    let on_heap = || if heap_ok { on_heap() } else { None };
+    // Too large for the room.
+    let on_heap = || {
+        // SAFETY: forwarded contract.
+        let heap = || unsafe { repaired(envp, lacking) };
+        heap_ok.then(heap).flatten().map(Rebuilt::Heap)
+    };
     let mut used = 0;
     let mut added = [std::ptr::null::<c_char>(); 3];
     let mut n_added = 0;

@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 static EVER: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    /// This thread called vfork since its last hook: it may be the child.
+    /// A vfork of this thread is under way (set on entry, cleared in the
+    /// parent once it returned): a process running this memory with another
+    /// pid is the child.
     static CALLED: Cell<bool> = const { Cell::new(false) };
 }
 
