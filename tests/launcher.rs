@@ -188,3 +188,40 @@ fn a_collector_that_cannot_start_says_why_once_and_programs_run_untraced() {
     );
     assert!(!p.file(".roar/collector.sock").exists());
 }
+
+/// Context switches of every thread of process `pid`: each nap of a
+/// polling thread is one.
+fn switches(pid: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+#[test]
+fn a_collector_polls_only_while_traffic_flows() {
+    let p = Project::new();
+    p.write("a.txt", "a\n");
+    // Traffic, then a traced process that stays connected and quiet.
+    let mut child = launched(p.path(), "cat a.txt > b.txt; exec sleep 3")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = std::fs::read_to_string(p.file(".roar/collector.pid")).unwrap();
+    let pid = pid.trim();
+    let before = switches(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let quiet = switches(pid) - before;
+    assert!(child.wait().unwrap().success());
+    // Polling every millisecond would be ~1,000 switches a second.
+    assert!(quiet < 50, "{quiet} context switches in a quiet second");
+    assert_eq!(jobs(&p, 1).len(), 1);
+    stop(&p);
+}
