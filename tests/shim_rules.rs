@@ -415,3 +415,47 @@ fn roars_own_programs_are_not_traced() {
     assert!(exes.iter().any(|e| e.ends_with("sh")), "{exes:?}");
     assert!(!exes.iter().any(|e| e.ends_with("/roar")), "{exes:?}");
 }
+
+/// The recorded exe is the file the kernel loaded, symlinks resolved: for a
+/// program run through a symlink, its target; for a script, however it is
+/// named, its interpreter (the shim takes exec's path only when it is
+/// neither).
+#[test]
+fn the_exe_is_the_image_the_kernel_loaded() {
+    let p = Project::new();
+    p.write("f", "x\n");
+    let cat = std::fs::canonicalize("/usr/bin/cat").unwrap();
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    std::os::unix::fs::symlink(&cat, p.file("lnk")).unwrap();
+    p.write("scr", "#!/bin/sh\ncat \"$@\"\n");
+    let exec_bits = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(p.file("scr"), exec_bits).unwrap();
+    let (lnk, scr) = (p.file("lnk"), p.file("scr"));
+    let script = format!(
+        "{} f; {} f; {} {}",
+        lnk.display(),
+        scr.display(),
+        lnk.display(),
+        lnk.display()
+    );
+    p.run_ok(&["sh", "-c", &script]);
+    let job = p.json(&["show", "@1"]);
+    let procs = job["processes"].as_array().unwrap();
+    let exe_of = |argv: Vec<String>| {
+        let found = procs
+            .iter()
+            .find(|pr| pr["argv"] == serde_json::json!(argv))
+            .unwrap_or_else(|| panic!("no process {argv:?} in {procs:?}"));
+        found["exe"].as_str().unwrap().to_string()
+    };
+    let (lnk, scr) = (lnk.display().to_string(), scr.display().to_string());
+    assert_eq!(exe_of(vec![lnk.clone(), "f".into()]), cat.to_str().unwrap());
+    assert_eq!(
+        exe_of(vec!["/bin/sh".into(), scr.clone(), "f".into()]),
+        sh.to_str().unwrap()
+    );
+    assert_eq!(
+        exe_of(vec![lnk.clone(), lnk.clone()]),
+        cat.to_str().unwrap()
+    );
+}

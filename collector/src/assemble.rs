@@ -188,7 +188,8 @@ impl Assembler {
         None
     }
 
-    fn hello(&mut self, id: ConnId, hello: ProcessHello) {
+    fn hello(&mut self, id: ConnId, mut hello: ProcessHello) {
+        hello.exe = resolve_exe(hello.exe);
         crate::python::prefetch(&hello.exe);
         let pid = hello.pid;
         self.conns.insert(id, Some(pid));
@@ -469,6 +470,21 @@ impl Assembler {
 
 fn as_path(p: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(p))
+}
+
+/// The shim sends the path exec was given when that is the image itself,
+/// symlinks and all (reading /proc/self/exe cost each process ~25 µs): the
+/// recorded exe is the file it names. Kept as sent when it cannot be
+/// resolved (deleted since, or not a path).
+fn resolve_exe(exe: Vec<u8>) -> Vec<u8> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    if exe.first() != Some(&b'/') {
+        return exe;
+    }
+    match std::fs::canonicalize(std::ffi::OsStr::from_bytes(&exe)) {
+        Ok(real) => real.into_os_string().into_vec(),
+        Err(_) => exe,
+    }
 }
 
 #[cfg(test)]

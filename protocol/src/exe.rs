@@ -105,7 +105,7 @@ pub fn has_go_note(mut b: &[u8]) -> bool {
 
 /// The verdict: `secure` when the kernel will run the file in secure mode
 /// (set-id bits for another user, on a mount that honours them);
-/// `read_note` returns a note segment's bytes.
+/// `read_note` returns the bytes of a note segment that lies beyond `head`.
 pub fn untraceable(
     head: &[u8],
     secure: bool,
@@ -118,9 +118,17 @@ pub fn untraceable(
     if !h.has_interpreter {
         return Some(UntracedReason::StaticallyLinked);
     }
+    // Notes usually lie within the first page, already read.
+    let within_head = |n: &NoteSegment| {
+        let start = usize::try_from(n.offset).ok()?;
+        head.get(start..start.checked_add(usize::try_from(n.size).ok()?)?)
+    };
     h.notes
         .into_iter()
-        .any(|n| has_go_note(&read_note(n)))
+        .any(|n| match within_head(&n) {
+            Some(bytes) => has_go_note(bytes),
+            None => has_go_note(&read_note(n)),
+        })
         .then_some(UntracedReason::GoRuntime)
 }
 

@@ -36,6 +36,8 @@ pub struct Hello<'a> {
     pub ppid: i32,
     #[serde(borrow)]
     pub job_token: Bytes<'a>,
+    /// The executable's absolute path; may still hold symlinks, which the
+    /// collector resolves.
     #[serde(borrow)]
     pub exe: Bytes<'a>,
     #[serde(borrow)]

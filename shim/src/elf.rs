@@ -53,10 +53,9 @@ pub fn untraceable_fd(fd: c_int) -> Option<UntracedReason> {
 /// The kernel runs this image in secure mode (AT_SECURE): its set-id bits
 /// would change the effective user or group.
 fn secure_exec(st: &libc::stat) -> bool {
-    // SAFETY: plain getuid/getgid calls.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    (st.st_mode & libc::S_ISUID != 0 && st.st_uid != uid)
-        || (st.st_mode & libc::S_ISGID != 0 && st.st_gid != gid)
+    // SAFETY: plain getuid/getgid calls, made only for a set-id file.
+    (st.st_mode & libc::S_ISUID != 0 && st.st_uid != unsafe { libc::getuid() })
+        || (st.st_mode & libc::S_ISGID != 0 && st.st_gid != unsafe { libc::getgid() })
 }
 
 /// On a `nosuid` mount the kernel ignores set-id bits: no secure mode.

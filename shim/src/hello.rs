@@ -31,9 +31,6 @@ pub fn forked() {
 /// # Safety
 /// `argv` is NULL or holds `argc` valid NUL-terminated strings.
 pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
-    let mut exe = vec![0u8; paths::PATH_MAX];
-    let n = platform::exe_path(&mut exe);
-    exe.truncate(n);
     let mut args = Vec::new();
     if !argv.is_null() {
         for i in 0..usize::try_from(argc).unwrap_or(0) {
@@ -46,6 +43,9 @@ pub unsafe fn capture(argc: c_int, argv: *const *const c_char) {
             args.push(unsafe { CStr::from_ptr(p) }.to_bytes().to_vec());
         }
     }
+    let mut exe = vec![0u8; paths::PATH_MAX];
+    let n = platform::exe_path(&mut exe, &args);
+    exe.truncate(n);
     let _ = IDENTITY.set(Identity { exe, argv: args });
 }
 

@@ -112,6 +112,16 @@ pub fn connect_unix(path: &[u8]) -> Result<c_int, c_int> {
 /// Moves `fd` to the lowest free fd ≥ 500 (close-on-exec), or as high as
 /// the fd limit allows when that is lower; keeps it where it is otherwise.
 pub fn move_high(fd: c_int) -> c_int {
+    if fd >= HIGH_FD {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD) };
+    if high >= 0 {
+        close(fd);
+        return high;
+    }
+    // EINVAL: the fd limit is below HIGH_FD; go as high as it allows.
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

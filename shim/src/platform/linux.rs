@@ -6,6 +6,7 @@
 use libc::{c_char, c_int};
 use roar_protocol::UntracedReason;
 
+use crate::paths::PATH_MAX;
 use crate::sys;
 
 /// The library's file name, for messages.
@@ -66,7 +67,24 @@ pub fn fd_path(fd: c_int, out: &mut [u8]) -> usize {
 }
 
 /// The running program's path into `out`; the length, or 0 when unknown.
-pub fn exe_path(out: &mut [u8]) -> usize {
+/// The path exec was given (AT_EXECFN, no system call) when it is the image
+/// the kernel loaded: absolute, not a descriptor's name, and not a script
+/// or binfmt_misc file, for which the kernel runs an interpreter with the
+/// file's path as `argv[1]` or `argv[2]`. Its symlinks are the collector's
+/// to resolve. Otherwise `/proc/self/exe`, ~25 µs in a fresh process.
+pub fn exe_path(out: &mut [u8], argv: &[Vec<u8>]) -> usize {
+    let mut name = [0u8; PATH_MAX];
+    let n = program_name(&mut name);
+    let name = &name[..n];
+    let is_image = name.first() == Some(&b'/')
+        && n < PATH_MAX
+        && !name.starts_with(b"/dev/fd/")
+        && !name.starts_with(b"/proc/")
+        && !argv.iter().skip(1).take(2).any(|a| a == name);
+    if is_image && n <= out.len() {
+        out[..n].copy_from_slice(name);
+        return n;
+    }
     sys::readlink(b"/proc/self/exe\0", out)
 }
 

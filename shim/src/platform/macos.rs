@@ -96,8 +96,9 @@ pub fn fd_path(fd: c_int, out: &mut [u8]) -> usize {
 }
 
 /// The running program's path into `out` (the kernel's, symlinks resolved,
-/// as Linux's `/proc/self/exe`); the length, or 0 when unknown.
-pub fn exe_path(out: &mut [u8]) -> usize {
+/// as Linux's `/proc/self/exe`); the length, or 0 when unknown. `argv` is
+/// Linux's hint and unused here.
+pub fn exe_path(out: &mut [u8], _argv: &[Vec<u8>]) -> usize {
     // proc_pidpath wants room for PROC_PIDPATHINFO_MAXSIZE (4 * MAXPATHLEN).
     let mut buf = [0u8; 4 * PATH_MAX];
     // SAFETY: plain getpid; `buf` is writable for the length passed.
@@ -113,7 +114,7 @@ pub fn exe_path(out: &mut [u8]) -> usize {
 
 /// The program's path, for [`crate::hello::is_roar_itself`].
 pub fn program_name(out: &mut [u8]) -> usize {
-    exe_path(out)
+    exe_path(out, &[])
 }
 
 /// The address of the process's `environ` variable. A dylib cannot name the
