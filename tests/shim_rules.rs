@@ -459,3 +459,44 @@ fn the_exe_is_the_image_the_kernel_loaded() {
         cat.to_str().unwrap()
     );
 }
+
+/// A raw clone sharing the parent's memory (CLONE_VM, no atfork handlers)
+/// finds the parent's connection state under a pid not its own: it must
+/// leave it alone, so the parent stays traced.
+#[test]
+fn a_raw_clone_vm_child_leaves_its_parent_traced() {
+    let p = Project::new();
+    let src = r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int child(void *arg) {
+    (void)arg;
+    /* An unlink is sent at once: the child's hook tries to flush. */
+    unlink("gone.txt");
+    return 0;
+}
+int main(void) {
+    close(open("gone.txt", O_WRONLY | O_CREAT, 0644));
+    char *stack = malloc(1 << 20);
+    pid_t pid = clone(child, stack + (1 << 20), CLONE_VM | SIGCHLD, NULL);
+    if (pid < 0 || waitpid(pid, NULL, 0) != pid) return 1;
+    int fd = open("after.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    write(fd, "a\n", 2);
+    close(fd);
+    return 0;
+}
+"#;
+    assert!(build_c(&p, "cv", src, &[]));
+    p.run_ok(&["./cv"]);
+    assert!(!p.file("gone.txt").exists());
+    let job = p.json(&["show", "@1"]);
+    assert_eq!(
+        paths(&job, "outputs"),
+        [p.file("after.txt").to_str().unwrap()],
+        "{job}"
+    );
+}

@@ -317,14 +317,15 @@ impl Out {
 
     /// Before a send: a connection that is no longer ours is forgotten
     /// (never closed: the fd may be the program's now) and, in the process
-    /// that made it, replaced.
+    /// that made it, replaced. Another process (a raw clone, with or
+    /// without CLONE_VM) sends nothing and changes nothing: with CLONE_VM
+    /// this state is its parent's, which must stay traced.
     fn ensure_ours(&mut self) -> bool {
         if self.still_ours() {
             return true;
         }
         // SAFETY: plain getpid call.
         if self.pid != unsafe { libc::getpid() } {
-            self.die(false);
             return false;
         }
         self.reopen()
@@ -352,7 +353,8 @@ impl Out {
             return;
         }
         self.flush();
-        if self.fd < 0 {
+        // Still full: the buffer is another process's to send.
+        if self.fd < 0 || self.len > 0 {
             return;
         }
         if let Ok(n) = encode_into(msg, &mut self.buf[..]) {
@@ -374,11 +376,11 @@ impl Out {
         if self.fd < 0 || self.len == 0 {
             return;
         }
-        self.since = 0;
-        let len = std::mem::take(&mut self.len);
         if !self.ensure_ours() {
             return;
         }
+        self.since = 0;
+        let len = std::mem::take(&mut self.len);
         let fd = self.fd;
         match sys::send_all(fd, &self.buf[..len]) {
             Ok(()) => {}
