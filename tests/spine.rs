@@ -600,6 +600,28 @@ fn concurrent_runs_in_one_project_all_land() {
     }
 }
 
+/// roar run answers before the collector copies its write-ahead log into
+/// the database file; once the collector is gone, the file alone holds the
+/// job (it can be copied on its own).
+#[test]
+fn the_database_file_alone_holds_the_job_once_the_collector_left() {
+    let p = Project::new();
+    p.run_ok(&["sh", "-c", "echo x > out.txt"]);
+    let db = p.file(".roar/roar.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while collector_pid(&db).is_some() {
+        assert!(Instant::now() < deadline, "the collector never left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let copy = Project::new();
+    std::fs::copy(&db, copy.file(".roar/roar.db")).unwrap();
+    let job = copy.json(&["show", "@1"]);
+    assert_eq!(
+        paths(&job, "outputs"),
+        [p.file("out.txt").to_str().unwrap()]
+    );
+}
+
 #[test]
 fn corrupt_database_is_one_clear_error() {
     let p = Project::new();

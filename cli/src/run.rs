@@ -266,7 +266,11 @@ pub fn run(opts: RunOptions) -> Result<i32> {
     meta.exit_status = exit_status;
     meta.git = git.join().ok().flatten();
     let reply = finish_job(&socket, meta.clone(), !opts.quiet);
-    let _ = collector.wait();
+    // Once it answered, the collector only checkpoints its database and
+    // exits: nothing to wait for. Without an answer, it is reaped first.
+    if reply.is_err() {
+        let _ = collector.wait();
+    }
     let log = project.dir().join("collector.log");
     let recorded = match reply {
         Ok(Reply::Recorded { job_id, .. }) => Some(job_id),

@@ -192,7 +192,11 @@ impl ProgressReporter {
 /// Serves until one job is recorded. Prints `ready` on stdout once clients
 /// can connect.
 pub fn serve_one_job(opts: &Options) -> Result<(), String> {
-    let writer = Writer::start(open_store(&opts.db)?, opts.db.display().to_string());
+    let store = open_store(&opts.db)?;
+    store
+        .defer_checkpoints()
+        .map_err(|e| format!("cannot set up {}: {e}", opts.db.display()))?;
+    let writer = Writer::start(store, opts.db.display().to_string());
     let _ = std::fs::remove_file(&opts.socket);
     let listener = UnixListener::bind(&opts.socket)
         .map_err(|e| format!("cannot listen on {}: {e}", opts.socket.display()))?;

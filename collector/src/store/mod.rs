@@ -498,6 +498,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Leaves the WAL to grow until this connection closes, instead of
+    /// copying it into the database file (and syncing that) inside the
+    /// commit that crosses 1,000 pages: for a one-job collector, whose
+    /// close comes after roar run has its answer. The WAL already holds
+    /// the committed job; readers see it either way.
+    pub fn defer_checkpoints(&self) -> Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)
+    }
+
     fn migrate(&mut self) -> Result<()> {
         // Checked without a write lock first: the common case is up to date.
         if self.schema_version()? as usize >= MIGRATIONS.len() {
