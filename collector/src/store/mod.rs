@@ -1072,24 +1072,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("roar.db")).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let new = |argv, inputs, outputs| NewJob {
-            meta: meta(argv),
-            tracer: "preload".into(),
-            runtime: Runtime::default(),
-            trackers: vec![],
-            untraced: vec![],
-            processes: vec![],
-            inputs,
-            outputs,
-            stats: JobStats::default(),
-            hashed: vec![],
-            datasets: vec![],
-        };
         let a = store
-            .record_job(&new(&["prep"], vec![], vec![file("/w/data.csv", 'a')]))
+            .record_job(&job(&["prep"], vec![], vec![file("/w/data.csv", 'a')]))
             .unwrap();
         let b = store
-            .record_job(&new(
+            .record_job(&job(
                 &["train"],
                 vec![file("/w/data.csv", 'a')],
                 vec![file("/w/model.pkl", 'b')],
